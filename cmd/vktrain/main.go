@@ -1,0 +1,115 @@
+// Command vktrain trains convolutional networks with Vulkan compute shaders.
+//
+// Usage:
+//
+//	vktrain devices            list Vulkan devices and which one is chosen
+//	vktrain smoke              run a few kernels on the chosen device and check them
+//
+// Every command takes --device (index or name substring; default $VKTRAIN_DEVICE or
+// the best device) and --validate (the Khronos validation layer; also VKTRAIN_VALIDATE=1).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+)
+
+// command is one vktrain subcommand.
+type command struct {
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// env is what every command gets: output streams and the logger.
+type env struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"devices": {"list Vulkan devices and which one would be chosen", runDevices},
+		"smoke":   {"run a few kernels on the chosen device and check their results", runSmoke},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "vktrain: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	if err := c.run(ctx, e, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "vktrain %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "vktrain trains convolutional networks with Vulkan compute shaders.")
+	fmt.Fprintln(w, "\nUsage: vktrain COMMAND [flags]\n\nCommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'vktrain COMMAND -h' for a command's flags.")
+}
+
+func logLevel() slog.Level {
+	switch strings.ToLower(os.Getenv("VKTRAIN_LOG")) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// deviceFlags are the flags every device-using command shares.
+type deviceFlags struct {
+	device   string
+	validate bool
+}
+
+func (f *deviceFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.device, "device", "", "Vulkan device: index or name substring (default $VKTRAIN_DEVICE, else the best type: discrete > integrated > virtual > CPU)")
+	fs.BoolVar(&f.validate, "validate", false, "enable the Khronos validation layer (also VKTRAIN_VALIDATE=1)")
+}
+
+func newFlagSet(name string, e *env) *flag.FlagSet {
+	fs := flag.NewFlagSet("vktrain "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}

@@ -1,0 +1,92 @@
+package ref
+
+import (
+	"math"
+	"slices"
+	"testing"
+)
+
+func TestSoftmaxCrossEntropyHand(t *testing.T) {
+	// Row 0: equal logits, loss log 2. Row 1: logits (0, ln 3), label 1:
+	// softmax (1/4, 3/4), loss -ln(3/4); predicted 1, correct.
+	logits := []float64{0, 0, 0, math.Log(3)}
+	loss, d, pred, correct, err := SoftmaxCrossEntropy(2, 2, logits, []int32{1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (math.Log(2) - math.Log(0.75)) / 2; relErr(loss, want) > 1e-15 {
+		t.Errorf("loss = %v, want %v", loss, want)
+	}
+	compare(t, "dlogits", d, []float64{0.25, -0.25, 0.125, -0.125}, 1e-15)
+	if !slices.Equal(pred, []int32{0, 1}) || correct != 1 {
+		t.Errorf("predicted %v correct %d, want [0 1] and 1 (first max wins the tie)", pred, correct)
+	}
+}
+
+func TestSoftmaxCrossEntropyFiniteDifferences(t *testing.T) {
+	const batch, classes = 3, 13
+	r := newRand(600)
+	logits := randSlice(r, batch*classes)
+	for i := range logits {
+		logits[i] *= 3
+	}
+	labels := []int32{0, 12, 5}
+	_, d, _, _, err := SoftmaxCrossEntropy(batch, classes, logits, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFD(t, "dlogits", logits, []float64{1}, d, func(v []float64) []float64 {
+		loss, _, _, _, err := SoftmaxCrossEntropy(batch, classes, v, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []float64{loss}
+	})
+}
+
+func TestSoftmaxCrossEntropyStable(t *testing.T) {
+	loss, d, _, _, err := SoftmaxCrossEntropy(1, 3, []float64{1e300, -1e300, 0}, []int32{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) || loss != 2e300 {
+		t.Errorf("loss = %v, want 2e300", loss)
+	}
+	compare(t, "dlogits", d, []float64{1, -1, 0}, 0)
+}
+
+func TestSoftmaxCrossEntropyRejectsBadInput(t *testing.T) {
+	if _, _, _, _, err := SoftmaxCrossEntropy(1, 2, []float64{0, 0}, []int32{2}); err == nil {
+		t.Error("label 2 of 2 classes accepted")
+	}
+	if _, _, _, _, err := SoftmaxCrossEntropy(1, 2, []float64{0, 0}, []int32{-1}); err == nil {
+		t.Error("label -1 accepted")
+	}
+	if _, _, _, _, err := SoftmaxCrossEntropy(2, 2, []float64{0, 0, 0}, []int32{0, 1}); err == nil {
+		t.Error("short logits accepted")
+	}
+	if _, _, _, _, err := SoftmaxCrossEntropy(2, 2, []float64{0, 0, 0, 0}, []int32{0}); err == nil {
+		t.Error("short labels accepted")
+	}
+}
+
+func TestSoftmaxCrossEntropyGolden(t *testing.T) {
+	for _, c := range loadFixture(t, "cross_entropy.json") {
+		t.Run(c.Name, func(t *testing.T) {
+			batch, classes := c.int(t, "Batch"), c.int(t, "Classes")
+			loss, d, pred, correct, err := SoftmaxCrossEntropy(batch, classes, c.data(t, "logits"), c.int32s(t, "labels"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := compare(t, "loss", []float64{loss}, []float64{c.float(t, "Loss")}, goldenTol)
+			worst = max(worst, compare(t, "dlogits", d, c.data(t, "dlogits"), goldenTol))
+			if want := c.int32s(t, "predicted"); !slices.Equal(pred, want) {
+				t.Errorf("predicted %v, torch argmax %v", pred, want)
+			}
+			if want := c.int(t, "Correct"); correct != want {
+				t.Errorf("correct %d, want %d", correct, want)
+			}
+			t.Logf("worst rel err vs torch %.2g (tol %.0g)", worst, goldenTol)
+		})
+	}
+}
