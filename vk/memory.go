@@ -184,7 +184,34 @@ type Buffer struct {
 	name   string
 }
 
-type viewKey struct{ off, size uint64 }
+type viewKey struct {
+	off, size uint64
+	format    TexelFormat
+}
+
+// TexelFormat is how a range bound as a texel buffer is read.
+type TexelFormat int
+
+// Texel formats: RGBA32F reads four floats per texelFetch (the fast path, needing
+// 16-byte aligned data), R32F one float per texelFetch.
+const (
+	RGBA32F TexelFormat = iota
+	R32F
+)
+
+func (f TexelFormat) vkFormat() vk.Format {
+	if f == R32F {
+		return vk.FormatR32Sfloat
+	}
+	return vk.FormatR32g32b32a32Sfloat
+}
+
+func (f TexelFormat) bytes() uint64 {
+	if f == R32F {
+		return 4
+	}
+	return 16
+}
 
 // NewBuffer allocates a buffer of size bytes. The name labels it in validation
 // messages and errors.
@@ -265,20 +292,20 @@ func (b *Buffer) live() error {
 	return nil
 }
 
-// texelView returns (creating once) an RGBA32F view of [off, off+size).
-func (b *Buffer) texelView(off, size uint64) (vk.BufferView, error) {
-	k := viewKey{off, size}
+// texelView returns (creating once) a view of [off, off+size) in the given format.
+func (b *Buffer) texelView(off, size uint64, format TexelFormat) (vk.BufferView, error) {
+	k := viewKey{off, size, format}
 	if v, ok := b.views[k]; ok {
 		return v, nil
 	}
-	if n := size / 16; n > uint64(b.dev.Info.MaxTexelBufferElements) {
-		return vk.NullBufferView, fmt.Errorf("buffer %q: texel binding of %d RGBA texels exceeds the device's maxTexelBufferElements %d",
+	if n := size / format.bytes(); n > uint64(b.dev.Info.MaxTexelBufferElements) {
+		return vk.NullBufferView, fmt.Errorf("buffer %q: texel binding of %d texels exceeds the device's maxTexelBufferElements %d",
 			b.name, n, b.dev.Info.MaxTexelBufferElements)
 	}
 	info := vk.BufferViewCreateInfo{
 		SType:  vk.StructureTypeBufferViewCreateInfo,
 		Buffer: b.buf,
-		Format: vk.FormatR32g32b32a32Sfloat,
+		Format: format.vkFormat(),
 		Offset: vk.DeviceSize(off),
 		Range:  vk.DeviceSize(size),
 	}
@@ -381,7 +408,12 @@ type Range struct {
 	Buf    *Buffer
 	Offset int64
 	Size   int64
+	// Texel is the view format when the range is bound as a texel buffer.
+	Texel TexelFormat
 }
+
+// AsR32F returns the range to be read one float per texel.
+func (r Range) AsR32F() Range { r.Texel = R32F; return r }
 
 // Whole is the range covering the whole buffer, including its padding to 16 bytes.
 func (b *Buffer) Whole() Range { return Range{Buf: b, Size: int64(b.alloc)} }

@@ -225,7 +225,7 @@ func (s *Stream) Dispatch(k *Kernel, groups [3]uint32, push []byte, args ...Rang
 			DescriptorType:  descriptorType(b.Kind),
 		}
 		if b.Kind == UniformTexelBuffer {
-			v, err := a.Buf.texelView(uint64(a.Offset), uint64(a.Size))
+			v, err := a.Buf.texelView(uint64(a.Offset), uint64(a.Size), a.Texel)
 			if err != nil {
 				return s.fail(err)
 			}
@@ -292,8 +292,8 @@ func (s *Stream) checkArg(k *Kernel, b BindingInfo, a Range) error {
 			return fmt.Errorf("kernel %q binding %d: offset %d is not a multiple of minStorageBufferOffsetAlignment %d", k.name, b.Binding, a.Offset, info.MinStorageBufferAlign)
 		}
 	case UniformTexelBuffer:
-		if uint64(a.Offset)%info.MinTexelBufferAlign != 0 || a.Size%16 != 0 {
-			return fmt.Errorf("kernel %q binding %d: texel range [%d, +%d) must start at a multiple of %d and be whole RGBA32F texels", k.name, b.Binding, a.Offset, a.Size, info.MinTexelBufferAlign)
+		if uint64(a.Offset)%info.MinTexelBufferAlign != 0 || uint64(a.Size)%a.Texel.bytes() != 0 {
+			return fmt.Errorf("kernel %q binding %d: texel range [%d, +%d) must start at a multiple of %d and be whole texels", k.name, b.Binding, a.Offset, a.Size, info.MinTexelBufferAlign)
 		}
 	}
 	return nil
