@@ -1,0 +1,160 @@
+package layers
+
+import (
+	"fmt"
+
+	"vktrain/vk"
+)
+
+// Mat is a matrix inside a tensor's buffer: element (i, j) of the m x k (or k x n)
+// operand is at Off + i*LD + j, or Off + j*LD + i when Trans is set.
+type Mat struct {
+	T     *Tensor
+	Off   int // in elements
+	LD    int // leading dimension, in elements
+	Trans bool
+}
+
+// GEMMOptions are the epilogue of a GEMM.
+type GEMMOptions struct {
+	Alpha      float32 // scale of the product; 0 means 1
+	Accumulate bool    // C += product instead of C = product
+	Bias       *Tensor // added per row (BiasPerRow) or per column of C; nil for none
+	BiasOff    int
+	BiasPerRow bool
+	ReLU       bool // clamp the result at 0 (after the bias)
+}
+
+// Spec constant IDs shared by gemm_texel.comp and gemm_tiled.comp.
+const (
+	specTransA = 1
+	specTransB = 2
+	specVecA   = 3
+	specVecB   = 4
+	specBias   = 5
+	specReLU   = 6
+	specAccum  = 7
+)
+
+// GEMM records C (m x n) = alpha * A (m x k) * B (k x n) with the options'
+// epilogue, using the runtime's GEMM variant.
+func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) error {
+	if m <= 0 || n <= 0 || k <= 0 {
+		return fmt.Errorf("gemm: bad size %dx%dx%d", m, n, k)
+	}
+	if c.Trans {
+		return fmt.Errorf("gemm: C cannot be transposed")
+	}
+	if err := checkMat("A", a, m, k); err != nil {
+		return err
+	}
+	if err := checkMat("B", b, k, n); err != nil {
+		return err
+	}
+	if err := checkMat("C", c, m, n); err != nil {
+		return err
+	}
+	bias, biasMode := r.dummy, uint32(0)
+	if o.Bias != nil {
+		bias, biasMode = o.Bias, 2
+		want := n
+		if o.BiasPerRow {
+			biasMode, want = 1, m
+		}
+		if o.BiasOff < 0 || o.BiasOff+want > o.Bias.Len() {
+			return fmt.Errorf("gemm: bias %q has %d elements, needs %d from offset %d", o.Bias.Name, o.Bias.Len(), want, o.BiasOff)
+		}
+	} else if bias == nil {
+		var err error
+		if r.dummy, err = r.NewTensor("dummy", 4); err != nil {
+			return err
+		}
+		bias = r.dummy
+	}
+	alpha := o.Alpha
+	if alpha == 0 {
+		alpha = 1
+	}
+	spec := map[uint32]uint32{
+		specTransA: boolU32(a.Trans), specTransB: boolU32(b.Trans),
+		specBias: biasMode, specReLU: boolU32(o.ReLU), specAccum: boolU32(o.Accumulate),
+	}
+	module, rowsPerGroup := "gemm_texel", 8
+	ra, rb := a.T.Range(), b.T.Range()
+	if r.Variant == GEMMTiled {
+		module, rowsPerGroup = "gemm_tiled", 64
+	} else {
+		vecA, vecB := a.LD%4 == 0 && a.Off%4 == 0, b.LD%4 == 0 && b.Off%4 == 0
+		if !vecA {
+			ra = ra.AsR32F()
+		}
+		if !vecB {
+			rb = rb.AsR32F()
+		}
+		spec[specVecA], spec[specVecB] = boolU32(vecA), boolU32(vecB)
+	}
+	// C is a storage buffer: where its rows span more than the device's storage
+	// range (fc6's 4096x9216 weight gradient on lavapipe), bind it in row chunks.
+	for _, ch := range r.rowChunks(c, m, n) {
+		aOff := a.Off + ch.row*a.LD
+		if a.Trans {
+			aOff = a.Off + ch.row
+		}
+		biasOff := o.BiasOff
+		if o.BiasPerRow {
+			biasOff += ch.row
+		}
+		pc := push(nil).u32(ch.rows, n, k, a.LD, b.LD, c.LD, aOff, b.Off, ch.off, biasOff).f32(alpha)
+		groups := [3]uint32{uint32(ceilDiv(n, 64)), uint32(ceilDiv(ch.rows, rowsPerGroup)), 1}
+		if err := r.dispatch(s, module, spec, groups, pc, ra, rb, ch.rng, bias.Range()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowChunk is a run of C's rows bound as one storage range; off is the first
+// row's element offset within that range.
+type rowChunk struct {
+	row, rows, off int
+	rng            vk.Range
+}
+
+// rowChunks splits the m x n block of c into runs of rows whose bytes fit the
+// device's storage-buffer range, each binding starting at an aligned offset.
+func (r *Runtime) rowChunks(c Mat, m, n int) []rowChunk {
+	whole := c.T.Range()
+	limit := r.storageLimit
+	if whole.Size <= limit {
+		return []rowChunk{{row: 0, rows: m, off: c.Off, rng: whole}}
+	}
+	align := int64(r.Dev.Info.MinStorageBufferAlign)
+	rowBytes := int64(4 * c.LD)
+	var chunks []rowChunk
+	for row := 0; row < m; {
+		first := int64(4 * (c.Off + row*c.LD))
+		start := first / align * align
+		rows := int((limit-(first-start)-4*int64(n))/rowBytes) + 1
+		rows = max(1, min(rows, m-row))
+		end := first + int64(rows-1)*rowBytes + 4*int64(n)
+		size := (end - start + 15) &^ 15
+		size = min(size, whole.Size-start)
+		chunks = append(chunks, rowChunk{row: row, rows: rows, off: int((first - start) / 4), rng: c.T.Buffer().Slice(start, size)})
+		row += rows
+	}
+	return chunks
+}
+
+// checkMat checks that a rows x cols operand lies inside its tensor.
+func checkMat(name string, x Mat, rows, cols int) error {
+	if x.T == nil {
+		return fmt.Errorf("gemm: %s is nil", name)
+	}
+	if x.Trans {
+		rows, cols = cols, rows
+	}
+	if x.LD < cols || x.Off < 0 || x.Off+(rows-1)*x.LD+cols > x.T.Len() {
+		return fmt.Errorf("gemm: %s (%dx%d, ld %d, offset %d) does not fit tensor %q of %d elements", name, rows, cols, x.LD, x.Off, x.T.Name, x.T.Len())
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"vktrain/layers/ref"
+	"vktrain/vk"
+)
+
+// TestGEMM compares both GEMM variants with the float64 reference over random
+// shapes (odd sizes included), every transpose combination, leading dimensions
+// and offsets that do and do not allow vector reads, and every epilogue.
+func TestGEMM(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	variants(t, r, func(t *testing.T) {
+		cases := 0
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}} {
+			for ta := 0; ta < 2; ta++ {
+				for tb := 0; tb < 2; tb++ {
+					m, n, k := sz[0], sz[1], sz[2]
+					o := GEMMOptions{Alpha: []float32{1, 0.5}[rng.IntN(2)], Accumulate: rng.IntN(2) == 0, ReLU: rng.IntN(2) == 0}
+					pad := []int{0, 3, 4}[rng.IntN(3)]
+					off := []int{0, 4, 5}[rng.IntN(3)]
+					name := fmt.Sprintf("%dx%dx%d/ta%d/tb%d/pad%d/off%d", m, n, k, ta, tb, pad, off)
+					checkGEMM(t, r, rng, name, m, n, k, ta == 1, tb == 1, pad, off, o, rng.IntN(3))
+					cases++
+				}
+			}
+		}
+		t.Logf("%d cases", cases)
+	})
+}
+
+func checkGEMM(t *testing.T, r *Runtime, rng *rand.Rand, name string, m, n, k int, ta, tb bool, pad, off int, o GEMMOptions, biasMode int) {
+	t.Helper()
+	// Operand storage: rows x cols with leading dimension cols+pad, after off elements.
+	mk := func(rows, cols int) ([]float64, Mat, int) {
+		ld := cols + pad
+		size := off + rows*ld
+		return randn(rng, size), Mat{Off: off, LD: ld}, size
+	}
+	ar, ac := m, k
+	if ta {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tb {
+		br, bc = n, k
+	}
+	av, am, as := mk(ar, ac)
+	bv, bm, bs := mk(br, bc)
+	cv, cm, cs := mk(m, n)
+	am.Trans, bm.Trans = ta, tb
+	am.T = tensorWith(t, r, "A", av, as)
+	bm.T = tensorWith(t, r, "B", bv, bs)
+	cm.T = tensorWith(t, r, "C", cv, cs)
+	var biasV []float64
+	if biasMode > 0 {
+		o.BiasPerRow = biasMode == 1
+		nb := n
+		if o.BiasPerRow {
+			nb = m
+		}
+		biasV = randn(rng, nb+2)
+		o.Bias, o.BiasOff = tensorWith(t, r, "bias", biasV, nb+2), 2
+	}
+	run(t, r, func(s *vk.Stream) error { return r.GEMM(s, m, n, k, am, bm, cm, o) })
+	got := download(t, cm.T)
+
+	// Reference: gather the logical operands, multiply in float64.
+	a := make([]float64, m*k)
+	b := make([]float64, k*n)
+	for i := 0; i < m; i++ {
+		for p := 0; p < k; p++ {
+			if ta {
+				a[i*k+p] = av[off+p*am.LD+i]
+			} else {
+				a[i*k+p] = av[off+i*am.LD+p]
+			}
+		}
+	}
+	for p := 0; p < k; p++ {
+		for j := 0; j < n; j++ {
+			if tb {
+				b[p*n+j] = bv[off+j*bm.LD+p]
+			} else {
+				b[p*n+j] = bv[off+p*bm.LD+j]
+			}
+		}
+	}
+	prod := make([]float64, m*n)
+	must(t, ref.GEMM(false, false, m, n, k, 1, a, b, 0, prod))
+	absA, absB := make([]float64, len(a)), make([]float64, len(b))
+	for i := range a {
+		absA[i] = math.Abs(a[i])
+	}
+	for i := range b {
+		absB[i] = math.Abs(b[i])
+	}
+	absProd := make([]float64, m*n)
+	must(t, ref.GEMM(false, false, m, n, k, 1, absA, absB, 0, absProd))
+	alpha := float64(o.Alpha)
+	if alpha == 0 {
+		alpha = 1 // as GEMMOptions documents
+	}
+	want := append([]float64(nil), cv...) // untouched outside the m x n block
+	bound := make([]float64, len(cv))
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			at := off + i*cm.LD + j
+			v, mag := alpha*prod[i*n+j], alpha*absProd[i*n+j]
+			if o.Accumulate {
+				v += cv[at]
+				mag += math.Abs(cv[at])
+			}
+			if o.Bias != nil {
+				bi := j
+				if o.BiasPerRow {
+					bi = i
+				}
+				v += biasV[2+bi]
+				mag += math.Abs(biasV[2+bi])
+			}
+			if o.ReLU {
+				v = math.Max(v, 0)
+			}
+			want[at], bound[at] = v, dotBound(k, mag)
+		}
+	}
+	compareBound(t, name, got, want, bound)
+}
+
+// TestGEMMSplitC binds C in row chunks, as for fc6's weight gradient, by lowering
+// the storage limit so that small matrices need several chunks.
+func TestGEMMSplitC(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(9, 10))
+	defer func(l int64) { r.storageLimit = l }(r.storageLimit)
+	r.storageLimit = 600 // bytes: a few rows of C per chunk
+	variants(t, r, func(t *testing.T) {
+		for _, sz := range [][3]int{{37, 21, 5}, {16, 40, 8}} {
+			for _, ta := range []bool{false, true} {
+				name := fmt.Sprintf("%dx%dx%d/ta=%v", sz[0], sz[1], sz[2], ta)
+				checkGEMM(t, r, rng, name, sz[0], sz[1], sz[2], ta, false, 1, 3, GEMMOptions{Accumulate: true}, 1)
+			}
+		}
+	})
+}
+
+func TestGEMMErrors(t *testing.T) {
+	r := openRuntime(t)
+	x := zeros(t, r, "x", 12)
+	s, err := r.Dev.NewStream("errors", vk.StreamOptions{})
+	must(t, err)
+	defer s.Close()
+	for _, c := range []struct {
+		m, n, k int
+		a, b, c Mat
+	}{
+		{4, 4, 4, Mat{T: x, LD: 4}, Mat{T: x, LD: 4}, Mat{T: x, LD: 4}},              // A does not fit
+		{2, 2, 2, Mat{T: x, LD: 1}, Mat{T: x, LD: 2}, Mat{T: x, LD: 2}},              // ld < cols
+		{2, 2, 2, Mat{T: x, LD: 2}, Mat{T: x, LD: 2}, Mat{T: x, LD: 2, Trans: true}}, // C transposed
+		{0, 2, 2, Mat{T: x, LD: 2}, Mat{T: x, LD: 2}, Mat{T: x, LD: 2}},
+	} {
+		if err := r.GEMM(s, c.m, c.n, c.k, c.a, c.b, c.c, GEMMOptions{}); err == nil {
+			t.Errorf("gemm %dx%dx%d %+v %+v %+v accepted", c.m, c.n, c.k, c.a, c.b, c.c)
+		}
+	}
+}

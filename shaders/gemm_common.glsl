@@ -1,0 +1,28 @@
+// Shared declarations of the GEMM kernels:
+//   C[offC + m*ldc + n] = alpha * sum_k A(m,k) B(k,n) (+ C if ACCUMULATE) (+ bias) (ReLU if RELU)
+// with A(m,k) = A[offA + m*lda + k], or A[offA + k*lda + m] when TRANS_A, and
+// B(k,n) = B[offB + k*ldb + n], or B[offB + n*ldb + k] when TRANS_B. Offsets and
+// leading dimensions are in elements. bias is indexed by m (BIAS == 1) or n (BIAS == 2).
+layout(constant_id = 1) const bool TRANS_A = false;
+layout(constant_id = 2) const bool TRANS_B = false;
+layout(constant_id = 5) const int BIAS = 0;
+layout(constant_id = 6) const bool RELU = false;
+layout(constant_id = 7) const bool ACCUMULATE = false;
+
+layout(std430, binding = 2) buffer Cbuf { float C[]; };
+layout(std430, binding = 3) readonly buffer BiasBuf { float bias[]; };
+layout(push_constant) uniform Push {
+    uint M, N, K, lda, ldb, ldc, offA, offB, offC, offBias;
+    float alpha;
+} p;
+
+// epilogue finishes and stores one result.
+void epilogue(uint m, uint n, float acc) {
+    float v = p.alpha * acc;
+    uint at = p.offC + m * p.ldc + n;
+    if (ACCUMULATE) v += C[at];
+    if (BIAS == 1) v += bias[p.offBias + m];
+    if (BIAS == 2) v += bias[p.offBias + n];
+    if (RELU) v = max(v, 0.0);
+    C[at] = v;
+}

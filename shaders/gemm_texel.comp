@@ -1,0 +1,89 @@
+#version 450
+// gemm_texel: GEMM for CPUs (lavapipe). A and B are read with texelFetch from
+// uniform texel buffers, which lavapipe vectorises; no shared memory. Each
+// invocation computes an 8x8 block of C; a workgroup of 8 invocations an 8x64 tile.
+// With VEC_A (VEC_B) the operand is bound as RGBA32F and read four floats at a time
+// along its contiguous dimension (its leading dimension and offset must be
+// multiples of 4); otherwise it is bound as R32F and read one float at a time.
+#extension GL_EXT_control_flow_attributes : require
+layout(local_size_x = 8) in;
+layout(constant_id = 3) const bool VEC_A = true;
+layout(constant_id = 4) const bool VEC_B = true;
+layout(binding = 0) uniform samplerBuffer A;
+layout(binding = 1) uniform samplerBuffer B;
+#include "gemm_common.glsl"
+
+vec4 fetchA4(uint e) { return texelFetch(A, min(int(e >> 2), textureSize(A) - 1)); }
+vec4 fetchB4(uint e) { return texelFetch(B, min(int(e >> 2), textureSize(B) - 1)); }
+float fetchA1(uint e) { return texelFetch(A, min(int(e), textureSize(A) - 1)).x; }
+float fetchB1(uint e) { return texelFetch(B, min(int(e), textureSize(B) - 1)).x; }
+
+vec4 acc[8][2];
+
+// step adds A(m0..m0+7, k..k+3) * B(k..k+3, n0..n0+7); kmask zeroes k >= K.
+void step(uint m0, uint n0, uint k, vec4 kmask) {
+    vec4 a[8];
+    if (VEC_A && !TRANS_A) {
+        [[unroll]] for (uint i = 0; i < 8; i++)
+            a[i] = fetchA4(p.offA + min(m0 + i, p.M - 1) * p.lda + k);
+    } else if (VEC_A && TRANS_A) {
+        [[unroll]] for (uint kk = 0; kk < 4; kk++) {
+            uint row = p.offA + min(k + kk, p.K - 1) * p.lda + m0;
+            vec4 lo = fetchA4(row), hi = fetchA4(row + 4);
+            [[unroll]] for (uint i = 0; i < 4; i++) { a[i][kk] = lo[i]; a[i + 4][kk] = hi[i]; }
+        }
+    } else {
+        [[unroll]] for (uint i = 0; i < 8; i++) {
+            uint m = min(m0 + i, p.M - 1);
+            [[unroll]] for (uint kk = 0; kk < 4; kk++) {
+                uint kc = min(k + kk, p.K - 1);
+                a[i][kk] = fetchA1(p.offA + (TRANS_A ? kc * p.lda + m : m * p.lda + kc));
+            }
+        }
+    }
+    [[unroll]] for (uint i = 0; i < 8; i++) a[i] *= kmask;
+
+    vec4 b[4][2];
+    if (VEC_B && !TRANS_B) {
+        [[unroll]] for (uint kk = 0; kk < 4; kk++) {
+            uint row = p.offB + min(k + kk, p.K - 1) * p.ldb + n0;
+            b[kk][0] = fetchB4(row);
+            b[kk][1] = fetchB4(row + 4);
+        }
+    } else if (VEC_B && TRANS_B) {
+        [[unroll]] for (uint j = 0; j < 8; j++) {
+            vec4 t = fetchB4(p.offB + min(n0 + j, p.N - 1) * p.ldb + k);
+            [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk][j >> 2][j & 3] = t[kk];
+        }
+    } else {
+        [[unroll]] for (uint kk = 0; kk < 4; kk++) {
+            uint kc = min(k + kk, p.K - 1);
+            [[unroll]] for (uint j = 0; j < 8; j++) {
+                uint n = min(n0 + j, p.N - 1);
+                b[kk][j >> 2][j & 3] = fetchB1(p.offB + (TRANS_B ? n * p.ldb + kc : kc * p.ldb + n));
+            }
+        }
+    }
+    [[unroll]] for (uint kk = 0; kk < 4; kk++) {
+        [[unroll]] for (uint i = 0; i < 8; i++) {
+            acc[i][0] += a[i][kk] * b[kk][0];
+            acc[i][1] += a[i][kk] * b[kk][1];
+        }
+    }
+}
+
+void main() {
+    uint n0 = gl_WorkGroupID.x * 64 + gl_LocalInvocationID.x * 8;
+    uint m0 = gl_WorkGroupID.y * 8;
+    [[unroll]] for (uint i = 0; i < 8; i++) { acc[i][0] = vec4(0); acc[i][1] = vec4(0); }
+    uint k = 0;
+    for (; k + 4 <= p.K; k += 4) step(m0, n0, k, vec4(1));
+    if (k < p.K) step(m0, n0, k, vec4(lessThan(uvec4(k) + uvec4(0, 1, 2, 3), uvec4(p.K))));
+    for (uint i = 0; i < 8; i++) {
+        if (m0 + i >= p.M) break;
+        for (uint j = 0; j < 8; j++) {
+            if (n0 + j >= p.N) break;
+            epilogue(m0 + i, n0 + j, acc[i][j >> 2][j & 3]);
+        }
+    }
+}
