@@ -37,6 +37,8 @@ type Runtime struct {
 
 	kernels map[string]*vk.Kernel
 	dummy   *Tensor // bound where a kernel's optional operand is absent
+	onesT   *Tensor // a vector of ones (bias gradients as GEMMs)
+	retired []*Tensor
 	// storageLimit is the most bytes bound as one storage buffer: the device's
 	// maxStorageBufferRange (tests lower it to exercise split bindings).
 	storageLimit int64
@@ -84,8 +86,10 @@ func (r *Runtime) Close() {
 		k.Close()
 	}
 	clear(r.kernels)
-	r.dummy.Free()
-	r.dummy = nil
+	for _, t := range append(r.retired, r.dummy, r.onesT) {
+		t.Free()
+	}
+	r.dummy, r.onesT, r.retired = nil, nil, nil
 }
 
 // dispatch records module (with spec) over groups workgroups.

@@ -1,0 +1,131 @@
+package layers
+
+import (
+	"fmt"
+
+	"vktrain/vk"
+)
+
+// Linear is a fully connected layer, y = x W^T + b, with PyTorch's weight layout
+// (out x in). Inputs and outputs are N x features, row-major.
+type Linear struct {
+	In, Out    int
+	ReLU       bool // fused into the forward GEMM's epilogue
+	Weight     *Tensor
+	Bias       *Tensor // nil without bias
+	WeightGrad *Tensor
+	BiasGrad   *Tensor
+}
+
+// NewLinear allocates a linear layer's parameters and gradients (zero-filled).
+func (r *Runtime) NewLinear(name string, in, out int, bias, relu bool) (*Linear, error) {
+	l := &Linear{In: in, Out: out, ReLU: relu}
+	var err error
+	if l.Weight, err = r.NewTensor(name+".weight", out, in); err != nil {
+		return nil, err
+	}
+	if l.WeightGrad, err = r.NewTensor(name+".weight.grad", out, in); err != nil {
+		l.Free()
+		return nil, err
+	}
+	if bias {
+		if l.Bias, err = r.NewTensor(name+".bias", out); err != nil {
+			l.Free()
+			return nil, err
+		}
+		if l.BiasGrad, err = r.NewTensor(name+".bias.grad", out); err != nil {
+			l.Free()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Free releases the layer's tensors.
+func (l *Linear) Free() {
+	for _, t := range []*Tensor{l.Weight, l.Bias, l.WeightGrad, l.BiasGrad} {
+		t.Free()
+	}
+}
+
+func (l *Linear) check(what string, t *Tensor, n, features int) error {
+	if t == nil || t.Len() != n*features {
+		return fmt.Errorf("linear %dx%d: %s must hold %d x %d values", l.In, l.Out, what, n, features)
+	}
+	return nil
+}
+
+// Forward records y (n x Out) = x (n x In) W^T + b, with ReLU if the layer fuses it.
+func (r *Runtime) LinearForward(s *vk.Stream, l *Linear, n int, x, y *Tensor) error {
+	if err := l.check("x", x, n, l.In); err != nil {
+		return err
+	}
+	if err := l.check("y", y, n, l.Out); err != nil {
+		return err
+	}
+	return r.GEMM(s, n, l.Out, l.In,
+		Mat{T: x, LD: l.In}, Mat{T: l.Weight, LD: l.In, Trans: true}, Mat{T: y, LD: l.Out},
+		GEMMOptions{Bias: l.Bias, ReLU: l.ReLU})
+}
+
+// LinearBackwardData records dx (n x In) = dy (n x Out) W. With a fused ReLU, dy
+// must already be masked by the output (ReLUBackward).
+func (r *Runtime) LinearBackwardData(s *vk.Stream, l *Linear, n int, dy, dx *Tensor) error {
+	if err := l.check("dy", dy, n, l.Out); err != nil {
+		return err
+	}
+	if err := l.check("dx", dx, n, l.In); err != nil {
+		return err
+	}
+	return r.GEMM(s, n, l.In, l.Out, Mat{T: dy, LD: l.Out}, Mat{T: l.Weight, LD: l.In}, Mat{T: dx, LD: l.In}, GEMMOptions{})
+}
+
+// LinearBackwardWeights records the weight gradient dW = dy^T x and the bias
+// gradient db = sum over the batch of dy, overwriting them (or adding to them
+// with accumulate).
+func (r *Runtime) LinearBackwardWeights(s *vk.Stream, l *Linear, n int, x, dy *Tensor, accumulate bool) error {
+	if err := l.check("x", x, n, l.In); err != nil {
+		return err
+	}
+	if err := l.check("dy", dy, n, l.Out); err != nil {
+		return err
+	}
+	o := GEMMOptions{Accumulate: accumulate}
+	if err := r.GEMM(s, l.Out, l.In, n, Mat{T: dy, LD: l.Out, Trans: true}, Mat{T: x, LD: l.In}, Mat{T: l.WeightGrad, LD: l.In}, o); err != nil {
+		return err
+	}
+	if l.Bias == nil {
+		return nil
+	}
+	ones, err := r.ones(n)
+	if err != nil {
+		return err
+	}
+	// db (1 x Out) = ones (1 x n) dy (n x Out).
+	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, o)
+}
+
+// ones returns a tensor of at least n ones, shared by the runtime.
+func (r *Runtime) ones(n int) (*Tensor, error) {
+	if r.onesT != nil && r.onesT.Len() >= n {
+		return r.onesT, nil
+	}
+	t, err := r.NewTensor("ones", max(n, 64))
+	if err != nil {
+		return nil, err
+	}
+	v := make([]float32, t.Len())
+	for i := range v {
+		v[i] = 1
+	}
+	if err := t.Upload(v); err != nil {
+		t.Free()
+		return nil, err
+	}
+	// The old tensor may be bound in recorded streams: keep it until Close.
+	if r.onesT != nil {
+		r.retired = append(r.retired, r.onesT)
+	}
+	r.onesT = t
+	return t, nil
+}
