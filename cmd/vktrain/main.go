@@ -38,6 +38,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"devices": {"list Vulkan devices and which one would be chosen", runDevices},
 		"smoke":   {"run a few kernels on the chosen device and check their results", runSmoke},
+		"summary": {"print AlexNet as PyTorch does, before and after the surgery, with shapes, parameters and FLOPs", runSummary},
 		"plot":    {"redraw a run's figures (and compare runs) from metrics.jsonl", runPlot},
 	}
 }
