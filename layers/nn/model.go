@@ -375,3 +375,25 @@ func (m *Model) setFrozen(prefix string, frozen bool) int {
 	}
 	return n
 }
+
+// Layer is one step of a forward pass: a leaf module, or the flatten between the
+// pooling and the classifier (Module nil, Path "(flatten)"). Shapes are per sample.
+type Layer struct {
+	Path    string
+	Module  Module
+	In, Out []int
+}
+
+// Layers lists the forward pass's steps in order for a c x h x w input, with the
+// shapes that reach and leave each: what an executor lays out on a device.
+func (m *Model) Layers(c, h, w int) ([]Layer, error) {
+	steps, err := m.walk(c, h, w)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Layer, len(steps))
+	for i, s := range steps {
+		out[i] = Layer{Path: s.path, Module: s.mod, In: s.in, Out: s.out}
+	}
+	return out, nil
+}

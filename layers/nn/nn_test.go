@@ -536,3 +536,17 @@ func TestModuleLookupAndErrors(t *testing.T) {
 		t.Error("floorDiv")
 	}
 }
+
+func TestLayersOrder(t *testing.T) {
+	m := AlexNet(10)
+	layers, err := m.Layers(3, 224, 224)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(layers) != 22 || layers[0].Path != "features.0" || layers[14].Module != nil || layers[21].Path != "classifier.6" {
+		t.Fatalf("unexpected layer list: %d layers, first %q, 15th %v, last %q", len(layers), layers[0].Path, layers[14].Module, layers[len(layers)-1].Path)
+	}
+	if got := layers[13].Out; len(got) != 3 || got[0] != 256 || got[1] != 6 || got[2] != 6 {
+		t.Errorf("avgpool output %v", got)
+	}
+}

@@ -1,0 +1,100 @@
+package layers
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"vktrain/vk"
+)
+
+// alexnetConv is one of AlexNet's convolutions at a 224x224 input.
+type alexnetConv struct {
+	name                      string
+	c, k, kernel, stride, pad int
+	h                         int // input height and width
+}
+
+var alexnetConvs = []alexnetConv{
+	{"conv1", 3, 64, 11, 4, 2, 224},
+	{"conv2", 64, 192, 5, 1, 2, 27},
+	{"conv3", 192, 384, 3, 1, 1, 13},
+	{"conv4", 384, 256, 3, 1, 1, 13},
+	{"conv5", 256, 256, 3, 1, 1, 13},
+}
+
+// BenchmarkConv times AlexNet's five convolutions at 224x224, batch 4: forward
+// (im2col + GEMM with bias and ReLU), backward data (GEMM + col2im) and backward
+// weights (im2col + GEMM), with GPU timestamps, reporting GFLOP/s for
+// 2*K*C*R*S*OH*OW*N FLOPs per pass, and the bias pass (ReLU mask + row sums) in
+// GPU milliseconds.
+func BenchmarkConv(b *testing.B) {
+	dev, err := vk.Open(vk.Options{PipelineCacheDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dev.Close()
+	r := NewRuntime(dev)
+	defer r.Close()
+	const batch = 4
+	for _, l := range alexnetConvs {
+		cv, err := r.NewConv2D(l.name, l.c, l.k, l.kernel, l.kernel, l.stride, l.pad, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		oh, ow := cv.OutSize(l.h, l.h)
+		x, _ := r.NewTensor("x", l.c, batch, l.h, l.h)
+		y, _ := r.NewTensor("y", l.k, batch, oh, ow)
+		dy, _ := r.NewTensor("dy", l.k, batch, oh, ow)
+		dx, _ := r.NewTensor("dx", l.c, batch, l.h, l.h)
+		scratch, err := r.NewTensor("scratch", cv.ScratchLen(batch, l.h, l.h))
+		if err != nil {
+			b.Fatal(err)
+		}
+		flops := 2 * float64(l.k*l.c*l.kernel*l.kernel*oh*ow*batch)
+		for _, pass := range []struct {
+			name string
+			rec  func(s *vk.Stream) error
+		}{
+			{"fwd", func(s *vk.Stream) error { return r.Conv2DForward(s, cv, x, y, scratch) }},
+			{"bwd-data", func(s *vk.Stream) error { return r.Conv2DBackwardData(s, cv, dy, dx, scratch) }},
+			{"bwd-weights", func(s *vk.Stream) error { return r.Conv2DBackwardWeights(s, cv, x, dy, scratch, false) }},
+			{"bwd-bias", func(s *vk.Stream) error { return r.Conv2DBackwardBias(s, cv, y, dy, false) }},
+		} {
+			b.Run(fmt.Sprintf("%s/%s/b%d/%s", l.name, pass.name, batch, r.Variant), func(b *testing.B) {
+				s, err := dev.NewStream("conv", vk.StreamOptions{Timestamps: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				if err := pass.rec(s); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Run(); err != nil { // compiles the pipelines
+					b.Fatal(err)
+				}
+				var gpu time.Duration
+				var timings []vk.Timing
+				for b.Loop() {
+					if err := s.Run(); err != nil {
+						b.Fatal(err)
+					}
+					gpu += s.Total()
+					timings = s.Timings(timings)
+				}
+				for _, t := range timings {
+					b.Logf("%-12s %8.3f ms", t.Label, t.Time.Seconds()*1e3)
+				}
+				sec := gpu.Seconds() / float64(b.N)
+				b.ReportMetric(sec*1e3, "gpu-ms/op")
+				if pass.name != "bwd-bias" {
+					b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+				}
+			})
+		}
+		for _, t := range []*Tensor{x, y, dy, dx, scratch} {
+			t.Free()
+		}
+		cv.Free()
+	}
+}

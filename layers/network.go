@@ -1,0 +1,727 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"vktrain/layers/nn"
+	"vktrain/train/weights"
+	"vktrain/vk"
+)
+
+// NetworkConfig lays a model out on a device.
+type NetworkConfig struct {
+	Batch int              // images per step
+	Input PreprocessParams // record size, resize, crop, normalization, augmentation (training only)
+	SGD   SGDConfig        // optimizer hyper-parameters (training)
+	Seed  uint64           // dropout and augmentation streams
+	Train bool             // also record the training step (backward and SGD)
+}
+
+// StepKind selects which recorded step a submission runs.
+type StepKind int
+
+// Step kinds: a training step (forward, loss, backward, SGD) or an evaluation
+// step (forward without dropout, loss and predictions).
+const (
+	TrainStep StepKind = iota
+	EvalStep
+)
+
+// Batch is the host data of one step.
+type Batch struct {
+	Records []byte  // Batch records of Input.RecordBytes() each
+	Labels  []uint8 // Batch labels
+	Step    uint64  // the global step number: dropout and augmentation streams
+}
+
+// Result is what a step sends back: its loss, correct count and predictions.
+type Result struct {
+	Kind      StepKind
+	Step      uint64
+	Loss      float64 // mean loss over the batch
+	Correct   int
+	Predicted []uint32 // argmax per image
+	Labels    []uint8
+}
+
+// Network is a model laid out on a device for one batch size: parameters,
+// gradients and momentum, activations, and steps recorded once and replayed.
+// Two slots, each with its own input buffers, let the host fill the next batch
+// while the device works on the current one.
+type Network struct {
+	rt     *Runtime
+	model  *nn.Model
+	cfg    NetworkConfig
+	ops    []*netOp
+	params []*netParam
+	byName map[string]*netParam
+	sgd    *SGDParams
+
+	input   *Tensor // preprocessed batch, CNHW
+	logits  *Tensor
+	dlogits *Tensor
+	scratch *Tensor
+	owned   []*Tensor // activations and gradients to free
+	classes int
+
+	slots   [2]*slot
+	next    int   // the slot the next submission uses
+	pending []int // submitted slots in order
+	freed   []interface{ Free() }
+}
+
+// slot is one of the two input buffers with the streams that read them.
+type slot struct {
+	records *vk.Buffer
+	labels  *vk.Buffer
+	states  []*StepState // [0]: preprocess; then one per dropout layer
+	stats   *LossStats
+	streams [2]*vk.Stream // by StepKind; nil when not recorded
+	batch   Batch
+	kind    StepKind
+	labelW  []uint32
+}
+
+// netOp is one layer of the forward pass on the device.
+type netOp struct {
+	layer   nn.Layer
+	conv    *Conv2D
+	lin     *Linear
+	pool    Pool2D
+	relu    bool // a ReLU fused into this conv or linear (the next layer is that ReLU)
+	skip    bool // a ReLU fused into the previous layer
+	dropout float32
+	dropIdx int // index of its StepState in a slot's states
+
+	x, y    *Tensor // input and output activations (CNHW for maps, N x F after the flatten)
+	argmax  *Tensor
+	dy      *Tensor // gradient of y (allocated where the backward pass reaches)
+	planes  int
+	inH     int
+	inW     int
+	outH    int
+	outW    int
+	trains  bool // has trainable parameters
+	needsDx bool // a trainable layer lies before it: pass the gradient on
+}
+
+// netParam is one parameter with its gradient and momentum.
+type netParam struct {
+	name      string
+	shape     []int
+	value     *Tensor
+	grad      *Tensor
+	momentum  *Tensor
+	trainable bool
+}
+
+// NewNetwork lays out model (which must validate at the configured input size)
+// and records its steps.
+func NewNetwork(rt *Runtime, model *nn.Model, cfg NetworkConfig) (*Network, error) {
+	if cfg.Batch < 1 {
+		return nil, fmt.Errorf("network: batch %d must be positive", cfg.Batch)
+	}
+	if err := cfg.Input.Validate(); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if cfg.Train {
+		if err := cfg.SGD.Validate(); err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+	}
+	cfg.Input.NCHW = false
+	n := &Network{rt: rt, model: model, cfg: cfg, byName: map[string]*netParam{}}
+	if err := n.build(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Network) alloc(name string, shape ...int) (*Tensor, error) {
+	t, err := n.rt.NewTensor(name, shape...)
+	if err == nil {
+		n.owned = append(n.owned, t)
+	}
+	return t, err
+}
+
+func (n *Network) build() error {
+	crop, batch := n.cfg.Input.Crop, n.cfg.Batch
+	layers, err := n.model.Layers(3, crop, crop)
+	if err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	trainable := map[string]bool{}
+	for _, p := range n.model.Params() {
+		trainable[p.Path] = trainable[p.Path] || p.Trainable
+	}
+	if n.input, err = n.alloc("input", 3, batch, crop, crop); err != nil {
+		return err
+	}
+	cur := n.input
+	scratchLen, drops, seenTrainable := 0, 0, false
+	for i, l := range layers {
+		op := &netOp{layer: l, x: cur}
+		if i > 0 && layers[i-1].Module != nil {
+			if prev := n.ops[i-1]; prev.relu {
+				if _, ok := l.Module.(*nn.ReLU); ok {
+					op.skip, op.y = true, cur
+					n.ops = append(n.ops, op)
+					continue
+				}
+			}
+		}
+		nextReLU := false
+		if i+1 < len(layers) {
+			_, nextReLU = layers[i+1].Module.(*nn.ReLU)
+		}
+		op.needsDx = seenTrainable
+		switch m := l.Module.(type) {
+		case *nn.Conv2d:
+			if m.Groups > 1 || m.Dilation != [2]int{1, 1} || m.Stride[0] != m.Stride[1] || m.Padding[0] != m.Padding[1] || !m.Bias {
+				return fmt.Errorf("network: %s %s: only square stride and padding, no groups or dilation, with bias", l.Path, m)
+			}
+			op.relu = nextReLU
+			if op.conv, err = n.rt.NewConv2D(l.Path, m.InChannels, m.OutChannels, m.KernelSize[0], m.KernelSize[1], m.Stride[0], m.Padding[0], op.relu); err != nil {
+				return err
+			}
+			n.freed = append(n.freed, op.conv)
+			op.inH, op.inW, op.outH, op.outW = l.In[1], l.In[2], l.Out[1], l.Out[2]
+			op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2])
+			scratchLen = max(scratchLen, op.conv.ScratchLen(batch, op.inH, op.inW))
+			op.trains = trainable[l.Path]
+			n.addParam(l.Path+".weight", op.conv.Weight, op.conv.WeightGrad, op.trains)
+			n.addParam(l.Path+".bias", op.conv.Bias, op.conv.BiasGrad, op.trains)
+		case *nn.Linear:
+			op.relu = nextReLU
+			if op.lin, err = n.rt.NewLinear(l.Path, m.InFeatures, m.OutFeatures, m.Bias, op.relu); err != nil {
+				return err
+			}
+			n.freed = append(n.freed, op.lin)
+			op.y, err = n.alloc(l.Path+".out", batch, m.OutFeatures)
+			op.trains = trainable[l.Path]
+			n.addParam(l.Path+".weight", op.lin.Weight, op.lin.WeightGrad, op.trains)
+			if m.Bias {
+				n.addParam(l.Path+".bias", op.lin.Bias, op.lin.BiasGrad, op.trains)
+			}
+		case *nn.ReLU:
+			op.y, err = n.alloc(l.Path+".out", cur.Shape...)
+		case *nn.MaxPool2d:
+			if m.CeilMode || m.Dilation != 1 {
+				return fmt.Errorf("network: %s %s: ceil_mode and dilation are not supported", l.Path, m)
+			}
+			op.pool = Pool2D{KH: m.KernelSize, KW: m.KernelSize, StrideH: m.Stride, StrideW: m.Stride, PadH: m.Padding, PadW: m.Padding}
+			op.planes, op.inH, op.inW, op.outH, op.outW = l.In[0]*batch, l.In[1], l.In[2], l.Out[1], l.Out[2]
+			if op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2]); err == nil {
+				op.argmax, err = n.alloc(l.Path+".argmax", l.Out[0], batch, l.Out[1], l.Out[2])
+			}
+		case *nn.AdaptiveAvgPool2d:
+			op.planes, op.inH, op.inW, op.outH, op.outW = l.In[0]*batch, l.In[1], l.In[2], l.Out[1], l.Out[2]
+			op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2])
+		case *nn.Dropout:
+			op.dropout, op.dropIdx = float32(m.P), 1+drops
+			drops++
+			op.y, err = n.alloc(l.Path+".out", cur.Shape...)
+		case nil: // the flatten: C x N x H x W -> N x (C*H*W)
+			var t *Tensor
+			if t, err = n.alloc("flatten.out", batch, cur.Shape[0], cur.Shape[2], cur.Shape[3]); err == nil {
+				op.y, err = t.Reshape(batch, l.Out[0])
+			}
+		default:
+			return fmt.Errorf("network: %s: layer type %s is not supported", l.Path, l.Module.Type())
+		}
+		if err != nil {
+			return err
+		}
+		seenTrainable = seenTrainable || op.trains
+		n.ops = append(n.ops, op)
+		cur = op.y
+	}
+	if len(cur.Shape) != 2 || cur.Shape[0] != batch {
+		return fmt.Errorf("network: the model's output %v is not batch x classes", cur.Shape)
+	}
+	n.logits, n.classes = cur, cur.Shape[1]
+	if n.dlogits, err = n.alloc("logits.grad", batch, n.classes); err != nil {
+		return err
+	}
+	if scratchLen > 0 {
+		if n.scratch, err = n.alloc("conv.scratch", scratchLen); err != nil {
+			return err
+		}
+	}
+	if n.cfg.Train {
+		if n.sgd, err = n.rt.NewSGDParams("sgd", n.cfg.SGD); err != nil {
+			return err
+		}
+		if err := n.allocBackward(); err != nil {
+			return err
+		}
+	}
+	for i := range n.slots {
+		if n.slots[i], err = n.newSlot(i, drops); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Network) addParam(name string, value, grad *Tensor, trainable bool) {
+	p := &netParam{name: name, shape: value.Shape, value: value, grad: grad, trainable: trainable}
+	n.params = append(n.params, p)
+	n.byName[name] = p
+}
+
+// allocBackward allocates the gradients of activations the backward pass
+// reaches and the momentum of trainable parameters.
+func (n *Network) allocBackward() error {
+	var err error
+	for _, op := range n.ops {
+		if op.skip || (!op.trains && !op.needsDx) {
+			continue
+		}
+		if op.y == n.logits {
+			op.dy = n.dlogits
+			continue
+		}
+		if op.dy, err = n.alloc(op.layer.Path+".grad", op.y.Shape...); err != nil {
+			return err
+		}
+	}
+	for _, p := range n.params {
+		if p.trainable && n.cfg.SGD.Momentum != 0 {
+			if p.momentum, err = n.alloc(p.name+".momentum", p.shape...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Network) newSlot(i, drops int) (*slot, error) {
+	sl := &slot{labelW: make([]uint32, n.cfg.Batch)}
+	rt := n.rt
+	var err error
+	if sl.records, err = rt.NewRecordBuffer(fmt.Sprintf("records.%d", i), n.cfg.Input, n.cfg.Batch); err != nil {
+		return nil, err
+	}
+	n.freed = append(n.freed, sl.records)
+	if sl.labels, err = rt.Dev.NewBuffer(int64(4*n.cfg.Batch), fmt.Sprintf("labels.%d", i)); err != nil {
+		return nil, err
+	}
+	n.freed = append(n.freed, sl.labels)
+	for d := 0; d <= drops; d++ {
+		st, err := rt.NewStepState(fmt.Sprintf("state.%d.%d", i, d))
+		if err != nil {
+			return nil, err
+		}
+		n.freed = append(n.freed, st)
+		// Each dropout layer (and the augmentation) draws its own Philox stream.
+		if err := st.SetSeed(n.cfg.Seed ^ uint64(d)*0x9E3779B97F4A7C15); err != nil {
+			return nil, err
+		}
+		sl.states = append(sl.states, st)
+	}
+	if sl.stats, err = rt.NewLossStats(fmt.Sprintf("loss.%d", i), n.cfg.Batch); err != nil {
+		return nil, err
+	}
+	n.freed = append(n.freed, sl.stats)
+	if sl.streams[EvalStep], err = n.record(sl, EvalStep); err != nil {
+		return nil, err
+	}
+	if n.cfg.Train {
+		if sl.streams[TrainStep], err = n.record(sl, TrainStep); err != nil {
+			return nil, err
+		}
+	}
+	return sl, nil
+}
+
+// record records one step into a new stream.
+func (n *Network) record(sl *slot, kind StepKind) (*vk.Stream, error) {
+	name := "eval"
+	if kind == TrainStep {
+		name = "train"
+	}
+	s, err := n.rt.Dev.NewStream(name, vk.StreamOptions{Timestamps: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.recordInto(s, sl, kind); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("recording the %s step: %w", name, err)
+	}
+	if err := s.End(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (n *Network) recordInto(s *vk.Stream, sl *slot, kind StepKind) error {
+	rt, batch := n.rt, n.cfg.Batch
+	train := kind == TrainStep
+	input := n.cfg.Input
+	var augState *StepState
+	if train && input.Augmented() {
+		augState = sl.states[0]
+	}
+	if err := sl.stats.RecordReset(s); err != nil {
+		return err
+	}
+	if err := rt.Preprocess(s, input, sl.records.Whole(), batch, augState, n.input); err != nil {
+		return err
+	}
+	for _, op := range n.ops {
+		if err := n.forward(s, sl, op, train); err != nil {
+			return fmt.Errorf("%s: %w", op.layer.Path, err)
+		}
+	}
+	if err := rt.SoftmaxCrossEntropy(s, n.logits, sl.labels.Whole(), n.dlogits, sl.stats); err != nil {
+		return err
+	}
+	if !train {
+		return nil
+	}
+	for i := len(n.ops) - 1; i >= 0; i-- {
+		op := n.ops[i]
+		if op.skip || op.dy == nil {
+			continue
+		}
+		var dx *Tensor
+		if op.needsDx {
+			dx = n.ops[i-1].dy
+			for j := i - 1; dx == nil && j >= 0; j-- { // a fused ReLU shares its conv's gradient
+				dx = n.ops[j].dy
+			}
+		}
+		if err := n.backward(s, sl, op, dx); err != nil {
+			return fmt.Errorf("%s backward: %w", op.layer.Path, err)
+		}
+	}
+	for _, p := range n.params {
+		if p.trainable {
+			if err := rt.SGD(s, n.sgd, p.value, p.grad, p.momentum); err != nil {
+				return fmt.Errorf("sgd %s: %w", p.name, err)
+			}
+		}
+	}
+	return n.sgd.FinishStep(s)
+}
+
+func (n *Network) forward(s *vk.Stream, sl *slot, op *netOp, train bool) error {
+	rt, batch := n.rt, n.cfg.Batch
+	switch {
+	case op.skip:
+		return nil
+	case op.conv != nil:
+		return rt.Conv2DForward(s, op.conv, op.x, op.y, n.scratch)
+	case op.lin != nil:
+		return rt.LinearForward(s, op.lin, batch, op.x, op.y)
+	case op.argmax != nil:
+		return rt.MaxPool2DForward(s, op.pool, op.planes, op.inH, op.inW, op.x, op.y, op.argmax)
+	case op.layer.Module == nil:
+		return rt.CNHWToNCHW(s, op.x, op.y)
+	}
+	switch op.layer.Module.(type) {
+	case *nn.AdaptiveAvgPool2d:
+		return rt.AdaptiveAvgPool2DForward(s, op.planes, op.inH, op.inW, op.outH, op.outW, op.x, op.y)
+	case *nn.ReLU:
+		return rt.ReLUForward(s, op.x, op.y)
+	case *nn.Dropout:
+		var st *StepState
+		if train {
+			st = sl.states[op.dropIdx]
+		}
+		return rt.DropoutForward(s, op.dropout, st, op.x, op.y)
+	}
+	return fmt.Errorf("no forward for %s", op.layer.Module.Type())
+}
+
+// backward records the gradient of op's input, dx (nil where not needed), and of
+// its parameters, from op.dy.
+func (n *Network) backward(s *vk.Stream, sl *slot, op *netOp, dx *Tensor) error {
+	rt, batch := n.rt, n.cfg.Batch
+	switch {
+	case op.conv != nil:
+		if op.trains {
+			return rt.Conv2DBackward(s, op.conv, op.x, op.y, op.dy, dx, n.scratch, false)
+		}
+		if err := rt.Conv2DMaskReLU(s, op.conv, op.y, op.dy); err != nil {
+			return err
+		}
+		return rt.Conv2DBackwardData(s, op.conv, op.dy, dx, n.scratch)
+	case op.lin != nil:
+		if op.relu {
+			if err := rt.ReLUBackward(s, op.y, op.dy, op.dy); err != nil {
+				return err
+			}
+		}
+		if op.trains {
+			if err := rt.LinearBackwardWeights(s, op.lin, batch, op.x, op.dy, false); err != nil {
+				return err
+			}
+		}
+		if dx == nil {
+			return nil
+		}
+		return rt.LinearBackwardData(s, op.lin, batch, op.dy, dx)
+	}
+	if dx == nil {
+		return nil
+	}
+	switch {
+	case op.argmax != nil:
+		return rt.MaxPool2DBackward(s, op.pool, op.planes, op.inH, op.inW, op.dy, op.argmax, dx)
+	case op.layer.Module == nil:
+		nchw, err := op.dy.Reshape(batch, op.x.Shape[0], op.x.Shape[2], op.x.Shape[3])
+		if err != nil {
+			return err
+		}
+		return rt.NCHWToCNHW(s, nchw, dx)
+	}
+	switch op.layer.Module.(type) {
+	case *nn.AdaptiveAvgPool2d:
+		return rt.AdaptiveAvgPool2DBackward(s, op.planes, op.inH, op.inW, op.outH, op.outW, op.dy, dx)
+	case *nn.ReLU:
+		return rt.ReLUBackward(s, op.y, op.dy, dx)
+	case *nn.Dropout:
+		return rt.DropoutBackward(s, op.dropout, sl.states[op.dropIdx], op.dy, dx)
+	}
+	return fmt.Errorf("no backward for %s", op.layer.Module.Type())
+}
+
+// Classes is the number of outputs.
+func (n *Network) Classes() int { return n.classes }
+
+// Config is the network's configuration.
+func (n *Network) Config() NetworkConfig { return n.cfg }
+
+// Submit writes b into the free slot and submits kind's step. It first waits for
+// the older of two outstanding submissions and returns its result (nil while
+// fewer than two are outstanding): results come back one step late, and the
+// host prepares a batch while the device computes the previous one.
+func (n *Network) Submit(kind StepKind, b Batch) (*Result, error) {
+	sl := n.slots[n.next]
+	if sl.streams[kind] == nil {
+		return nil, errors.New("network: built without the training step (NetworkConfig.Train)")
+	}
+	var done *Result
+	if len(n.pending) == 2 {
+		var err error
+		if done, err = n.finish(); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.fill(sl, kind, b); err != nil {
+		return nil, err
+	}
+	// The other slot's step may still run: this one waits for it in the queue.
+	if len(n.pending) == 1 {
+		var err error
+		if done, err = n.finish(); err != nil {
+			return nil, err
+		}
+	}
+	if err := sl.streams[kind].Submit(); err != nil {
+		return nil, err
+	}
+	n.pending = append(n.pending, n.next)
+	n.next = 1 - n.next
+	return done, nil
+}
+
+// Flush waits for the outstanding submission and returns its result (nil if none).
+func (n *Network) Flush() (*Result, error) {
+	if len(n.pending) == 0 {
+		return nil, nil
+	}
+	return n.finish()
+}
+
+func (n *Network) fill(sl *slot, kind StepKind, b Batch) error {
+	rb := n.cfg.Input.RecordBytes()
+	if len(b.Records) != n.cfg.Batch*rb || len(b.Labels) != n.cfg.Batch {
+		return fmt.Errorf("network: batch of %d bytes and %d labels, want %d records of %d bytes and %d labels",
+			len(b.Records), len(b.Labels), n.cfg.Batch, rb, n.cfg.Batch)
+	}
+	for i, l := range b.Labels {
+		if int(l) >= n.classes {
+			return fmt.Errorf("network: label %d of image %d is not below the model's %d classes", l, i, n.classes)
+		}
+		sl.labelW[i] = uint32(l)
+	}
+	if err := WriteRecords(sl.records, n.cfg.Input, 0, b.Records); err != nil {
+		return err
+	}
+	if err := sl.labels.WriteUint32(0, sl.labelW); err != nil {
+		return err
+	}
+	for _, st := range sl.states {
+		if err := st.SetStep(b.Step); err != nil {
+			return err
+		}
+	}
+	sl.batch, sl.kind = b, kind
+	return nil
+}
+
+// finish waits for the oldest outstanding submission and reads its result.
+func (n *Network) finish() (*Result, error) {
+	i := n.pending[0]
+	n.pending = n.pending[1:]
+	sl := n.slots[i]
+	if err := sl.streams[sl.kind].Wait(); err != nil {
+		return nil, err
+	}
+	t, err := sl.stats.Read()
+	if err != nil {
+		return nil, err
+	}
+	pred, err := sl.stats.Predicted(n.cfg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Kind: sl.kind, Step: sl.batch.Step, Loss: t.BatchLoss, Correct: t.BatchCorrect, Predicted: pred, Labels: sl.batch.Labels}
+	if sl.kind == TrainStep && (math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0)) {
+		return res, fmt.Errorf("step %d: loss is %v", res.Step, res.Loss)
+	}
+	return res, nil
+}
+
+// Timings returns the GPU time of each command of the last step of kind, in
+// recording order.
+func (n *Network) Timings(kind StepKind) []vk.Timing {
+	for _, sl := range n.slots {
+		if s := sl.streams[kind]; s != nil {
+			if t := s.Timings(nil); len(t) > 0 {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// ParamSpecs lists the parameters in state_dict order with their shapes.
+func (n *Network) ParamSpecs() []weights.Spec {
+	out := make([]weights.Spec, len(n.params))
+	for i, p := range n.params {
+		out[i] = weights.Spec{Name: p.name, Shape: p.shape}
+	}
+	return out
+}
+
+// LoadParams uploads parameters by name with shape checks. With strict, missing
+// and unexpected names are an error; otherwise parameters the file lacks keep
+// their values and extra tensors are ignored (returned for reporting).
+func (n *Network) LoadParams(sd *weights.StateDict, strict bool) (missing, unexpected []string, err error) {
+	missing, unexpected, err = sd.Check(n.ParamSpecs(), strict)
+	if err != nil {
+		return missing, unexpected, err
+	}
+	for _, p := range n.params {
+		t, ok := sd.Get(p.name)
+		if !ok {
+			continue
+		}
+		if err := p.value.Upload(t.Data); err != nil {
+			return missing, unexpected, fmt.Errorf("%s: %w", p.name, err)
+		}
+	}
+	return missing, unexpected, nil
+}
+
+// LoadMomentum uploads the optimizer's momentum buffers by name (a checkpoint's);
+// the next step then blends into them rather than starting afresh.
+func (n *Network) LoadMomentum(sd *weights.StateDict) error {
+	for _, p := range n.params {
+		if p.momentum == nil {
+			continue
+		}
+		t, ok := sd.Get(p.name)
+		if !ok {
+			return fmt.Errorf("%s: no momentum for %s", sd.Path, p.name)
+		}
+		if err := p.momentum.Upload(t.Data); err != nil {
+			return fmt.Errorf("momentum %s: %w", p.name, err)
+		}
+	}
+	if n.sgd != nil {
+		return n.sgd.buf.WriteUint32(SGDFirstWord, []uint32{0})
+	}
+	return nil
+}
+
+// Params downloads the parameters (state_dict names and order).
+func (n *Network) Params() (*weights.StateDict, error) {
+	return n.download(func(p *netParam) *Tensor { return p.value })
+}
+
+// Momentum downloads the momentum buffers of the trainable parameters.
+func (n *Network) Momentum() (*weights.StateDict, error) {
+	return n.download(func(p *netParam) *Tensor { return p.momentum })
+}
+
+// Grads downloads the gradients of the trainable parameters from the last step.
+func (n *Network) Grads() (*weights.StateDict, error) {
+	return n.download(func(p *netParam) *Tensor {
+		if !p.trainable {
+			return nil
+		}
+		return p.grad
+	})
+}
+
+func (n *Network) download(pick func(*netParam) *Tensor) (*weights.StateDict, error) {
+	sd := &weights.StateDict{}
+	for _, p := range n.params {
+		t := pick(p)
+		if t == nil {
+			continue
+		}
+		v, err := t.Download()
+		if err != nil {
+			return nil, err
+		}
+		if err := sd.Add(p.name, &weights.Tensor{Shape: append([]int(nil), p.shape...), Data: v}); err != nil {
+			return nil, err
+		}
+	}
+	return sd, nil
+}
+
+// SetLR changes the learning rate from the next step on.
+func (n *Network) SetLR(lr float64) error {
+	if n.sgd == nil {
+		return errors.New("network: no optimizer (built without training)")
+	}
+	return n.sgd.SetLR(lr)
+}
+
+// Close waits for outstanding work and releases everything the network made.
+func (n *Network) Close() {
+	for len(n.pending) > 0 {
+		n.finish()
+	}
+	for _, sl := range n.slots {
+		if sl != nil {
+			for _, s := range sl.streams {
+				if s != nil {
+					s.Close()
+				}
+			}
+		}
+	}
+	for _, f := range n.freed {
+		f.Free()
+	}
+	if n.sgd != nil {
+		n.sgd.Free()
+	}
+	for _, t := range n.owned {
+		t.Free()
+	}
+	n.freed, n.owned = nil, nil
+}

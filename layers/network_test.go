@@ -1,0 +1,142 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"vktrain/layers/nn"
+	"vktrain/train/weights"
+)
+
+// narrowAlexNet is the model of testdata/gen_parity.py: torchvision's AlexNet
+// structure and names with narrow layers and dropout p = 0.
+func narrowAlexNet(t testing.TB) *nn.Model {
+	t.Helper()
+	m := nn.AlexNet(10)
+	for _, r := range []struct {
+		path string
+		mod  nn.Module
+	}{
+		{"features.0", nn.NewConv2d(3, 8, 11, 4, 2)},
+		{"features.3", nn.NewConv2d(8, 16, 5, 1, 2)},
+		{"features.6", nn.NewConv2d(16, 24, 3, 1, 1)},
+		{"features.8", nn.NewConv2d(24, 16, 3, 1, 1)},
+		{"features.10", nn.NewConv2d(16, 16, 3, 1, 1)},
+		{"classifier.0", nn.NewDropout(0)},
+		{"classifier.1", nn.NewLinear(16*36, 32)},
+		{"classifier.3", nn.NewDropout(0)},
+		{"classifier.4", nn.NewLinear(32, 24)},
+		{"classifier.6", nn.NewLinear(24, 10)},
+	} {
+		if err := m.Replace(r.path, r.mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+// imageNetInput is the preprocessing of the parity fixtures at a given size.
+func imageNetInput(resize, crop int) PreprocessParams {
+	return PreprocessParams{SrcH: 32, SrcW: 32, Resize: resize, Crop: crop,
+		Mean: [3]float64{0.485, 0.456, 0.406}, Std: [3]float64{0.229, 0.224, 0.225}}
+}
+
+// TestNetworkParity runs two SGD steps of a narrow AlexNet at 64x64 (the input's
+// 1x1 feature map is spread to 6x6 by the adaptive pooling) and compares logits,
+// losses, gradients and updated parameters with PyTorch's (testdata/gen_parity.py).
+// Bounds: logits and loss 1e-4 relative to the largest magnitude of the tensor;
+// gradients 1e-3 of the tensor's largest magnitude (float32 sums over batch and
+// pixels in a different order); parameters after the steps 1e-4 relative.
+func TestNetworkParity(t *testing.T) {
+	w, err := weights.ReadPTH("testdata/parity_small_weights.pth")
+	must(t, err)
+	io, err := weights.ReadPTH("testdata/parity_small_io.pth")
+	must(t, err)
+	r := openRuntime(t)
+	variants(t, r, func(t *testing.T) {
+		net, err := NewNetwork(r, narrowAlexNet(t), NetworkConfig{
+			Batch: 4, Input: imageNetInput(64, 64), Train: true,
+			SGD: SGDConfig{LR: 0.001, Momentum: 0.9},
+		})
+		must(t, err)
+		defer net.Close()
+		if _, _, err := net.LoadParams(w, true); err != nil {
+			t.Fatal(err)
+		}
+		var results []*Result
+		for step := 0; step < 2; step++ {
+			rec := get(t, io, fmt.Sprintf("step%d.records", step))
+			lab := get(t, io, fmt.Sprintf("step%d.labels", step))
+			b := Batch{Records: make([]byte, len(rec.Data)), Labels: make([]uint8, len(lab.Data)), Step: uint64(step)}
+			for i, v := range rec.Data {
+				b.Records[i] = byte(v)
+			}
+			for i, v := range lab.Data {
+				b.Labels[i] = uint8(v)
+			}
+			res, err := net.Submit(TrainStep, b)
+			must(t, err)
+			if res != nil {
+				results = append(results, res)
+			}
+		}
+		last, err := net.Flush()
+		must(t, err)
+		results = append(results, last)
+		if len(results) != 2 {
+			t.Fatalf("%d results for 2 steps", len(results))
+		}
+		for step, res := range results {
+			want := float64(get(t, io, fmt.Sprintf("step%d.loss", step)).Data[0])
+			if d := math.Abs(res.Loss - want); d > 1e-4*math.Abs(want) {
+				t.Errorf("step %d loss %v, torch %v", step, res.Loss, want)
+			}
+			t.Logf("step %d loss %.6f torch %.6f", step, res.Loss, want)
+		}
+		logits, err := net.logits.Download()
+		must(t, err)
+		compareRel(t, "step1.logits", logits, get(t, io, "step1.logits").Data, 1e-4)
+		grads, err := net.Grads()
+		must(t, err)
+		params, err := net.Params()
+		must(t, err)
+		for _, name := range params.Names {
+			g, _ := grads.Get(name)
+			compareRel(t, "grad."+name, g.Data, get(t, io, "grad."+name).Data, 1e-3)
+			p, _ := params.Get(name)
+			compareRel(t, "after."+name, p.Data, get(t, io, "after."+name).Data, 1e-4)
+		}
+	})
+}
+
+func get(t testing.TB, sd *weights.StateDict, name string) *weights.Tensor {
+	t.Helper()
+	v, ok := sd.Get(name)
+	if !ok {
+		t.Fatalf("%s: no tensor %q", sd.Path, name)
+	}
+	return v
+}
+
+// compareRel checks |got-want| <= tol * max|want| elementwise and logs the worst.
+func compareRel(t testing.TB, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	scale := 0.0
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(float64(w)))
+	}
+	worst := 0.0
+	for i := range got {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if !(d <= tol*scale) {
+			t.Errorf("%s[%d] = %v, torch %v (|diff| %.3g > %.3g)", what, i, got[i], want[i], d, tol*scale)
+			return
+		}
+		worst = math.Max(worst, d/scale)
+	}
+	t.Logf("%s: worst %.2g of max|torch| %.3g", what, worst, scale)
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Makes the PyTorch parity fixtures for layers.Network (run with Debian's
+python3-torch and python3-torchvision: /usr/bin/python3 gen_parity.py [--full]).
+
+Default: a narrow AlexNet (torchvision's structure and state_dict names, smaller
+widths) at 64x64 input, batch 4, two SGD steps (lr 0.001, momentum 0.9), dropout
+p=0 (torch's dropout RNG cannot be reproduced), written as
+  parity_small_weights.pth  the initial state_dict (torch.save, zip format)
+  parity_small_io.pth       records, labels, per-step logits and loss, the
+                            gradients of the second step, the parameters after it
+--full: the same for the real torchvision AlexNet (surgery to 1024 and 10 classes)
+at 224 into $PARITY_DIR (default /tmp/vktrain-parity), not committed.
+"""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def narrow_alexnet():
+    m = torchvision.models.alexnet(num_classes=10, dropout=0.0)
+    nn = torch.nn
+    m.features[0] = nn.Conv2d(3, 8, 11, 4, 2)
+    m.features[3] = nn.Conv2d(8, 16, 5, 1, 2)
+    m.features[6] = nn.Conv2d(16, 24, 3, 1, 1)
+    m.features[8] = nn.Conv2d(24, 16, 3, 1, 1)
+    m.features[10] = nn.Conv2d(16, 16, 3, 1, 1)
+    m.classifier[1] = nn.Linear(16 * 36, 32)
+    m.classifier[4] = nn.Linear(32, 24)
+    m.classifier[6] = nn.Linear(24, 10)
+    return m
+
+
+def full_alexnet():
+    m = torchvision.models.alexnet(num_classes=1000, dropout=0.0)
+    m.classifier[4] = torch.nn.Linear(4096, 1024)
+    m.classifier[6] = torch.nn.Linear(1024, 10)
+    return m
+
+
+def preprocess(records, resize, crop):
+    x = records.to(torch.float64).view(-1, 3, 32, 32)
+    x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
+    off = int(round((resize - crop) / 2.0))
+    x = x[:, :, off:off + crop, off:off + crop] / 255.0
+    return ((x - MEAN.double()) / STD.double()).float()
+
+
+def main():
+    full = "--full" in sys.argv
+    torch.manual_seed(20261125)
+    if full:
+        model, resize, crop, name = full_alexnet(), 256, 224, "parity_full"
+        out = os.environ.get("PARITY_DIR", "/tmp/vktrain-parity")
+    else:
+        model, resize, crop, name = narrow_alexnet(), 64, 64, "parity_small"
+        out = os.path.dirname(os.path.abspath(__file__))
+    os.makedirs(out, exist_ok=True)
+    batch = 4
+    torch.save(model.state_dict(), os.path.join(out, name + "_weights.pth"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    model.train()
+    io = {}
+    for step in range(2):
+        records = torch.randint(0, 256, (batch, 3 * 32 * 32), dtype=torch.uint8)
+        labels = torch.randint(0, 10, (batch,))
+        x = preprocess(records, resize, crop)
+        opt.zero_grad()
+        logits = model(x)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        opt.step()
+        io[f"step{step}.records"] = records
+        io[f"step{step}.labels"] = labels
+        io[f"step{step}.logits"] = logits.detach()
+        io[f"step{step}.loss"] = loss.detach().reshape(1)
+    for k, p in model.named_parameters():
+        io["grad." + k] = p.grad.detach().clone()
+        io["after." + k] = p.detach().clone()
+    torch.save(io, os.path.join(out, name + "_io.pth"))
+    print("wrote", os.path.join(out, name + "_weights.pth"), "and", name + "_io.pth", "with torch", torch.__version__)
+
+
+if __name__ == "__main__":
+    main()
