@@ -11,6 +11,8 @@ packages=(
   vulkan-validationlayers              # VK_LAYER_KHRONOS_validation, on in tests
   vulkan-tools                         # vulkaninfo, for diagnosing a driver
   glslc spirv-tools                    # make shaders / make check-shaders
+  libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev  # GLFW (vktrain-watch)
+  xvfb x11-apps                        # a virtual X server and xwd, for vktrain-watch's window tests
 )
 # shellcheck disable=SC2206
 packages+=(${VKTRAIN_SETUP_EXTRA:-})

@@ -15,8 +15,8 @@
 // lo, seed hi): dy = r.x % (2 pad + 1) - pad, dx = r.y % (2 pad + 1) - pad, flip
 // when FLIP is set and r.z is odd. Samples outside the resized image read 0.
 //
-// One invocation computes up to 8 consecutive outputs of one row; a dispatch covers
-// images [i0, i0 + nb) and channels [c0, c0 + nc). Output element (i, c, y, x) is
+// One invocation computes up to SEG = 8 consecutive outputs of one row; a dispatch
+// covers images [i0, i0 + nb) and channels [c0, c0 + nc). Output element (i, c, y, x) is
 // at ((c * N + i) * crop + y) * crop + x (CNHW) or ((i * 3 + c) * crop + y) * crop + x
 // (NCHW) of the whole output, less outShift (the first element of the binding);
 // record byte b is in word (b >> 2) - recShift.
@@ -37,14 +37,18 @@ layout(push_constant) uniform Push {
 } p;
 
 // tap returns the lower source index and the weight of the upper one for output
-// coordinate d along an axis resampled from in to out samples.
+// coordinate d along an axis resampled from in to out samples. The quotient is
+// estimated in floats and corrected in integers (integer division does not
+// vectorise on CPUs).
 void tap(uint d, uint in_, uint out_, out uint lo, out float w1) {
     int num = int((2u * d + 1u) * in_) - int(out_);
     if (num <= 0) { lo = 0u; w1 = 0.0; return; }
     uint den = 2u * out_;
-    lo = uint(num) / den;
-    w1 = float(uint(num) % den) / float(den);
-    if (lo > in_ - 1u) { lo = in_ - 1u; }
+    uint q = uint(float(num) / float(den));
+    if (q * den > uint(num)) q--;
+    if ((q + 1u) * den <= uint(num)) q++;
+    lo = min(q, in_ - 1u);
+    w1 = float(uint(num) - q * den) / float(den);
 }
 
 float pix(uint b) {
@@ -91,11 +95,6 @@ void main() {
     uint plane = (i * 3u + c) * p.srcH * p.srcW;
     uint row0 = plane + h0 * p.srcW, row1 = plane + h1 * p.srcW;
 
-    // Columns blended vertically, vb(col) = hw0 * pix(row0, col) + hw1 * pix(row1, col),
-    // cached for the last two source columns: neighbouring outputs of an upscale
-    // share them, so most outputs load no byte at all.
-    uint cc = 0xFFFFFFF0u; // no column: neither cc + 1 nor cc - 1 is one
-    float vb0 = 0.0, vb1 = 0.0;
     for (uint x = x0; x < x1; x++) {
         uint sx = flip ? p.crop - 1u - x : x;
         int rx = int(p.cropOff) + dx + int(sx);
@@ -104,23 +103,10 @@ void main() {
             uint w0;
             float ww1;
             tap(uint(rx), p.srcW, p.resize, w0, ww1);
-            if (w0 != cc) {
-                uint w1 = min(w0 + 1u, p.srcW - 1u);
-                if (w0 == cc + 1u) {
-                    vb0 = vb1;
-                } else if (w0 + 1u == cc && w0 + 1u == w1) {
-                    vb1 = vb0; // flipped: moving left
-                    vb0 = hw0 * pix(row0 + w0) + hw1 * pix(row1 + w0);
-                    cc = w0;
-                } else {
-                    vb0 = hw0 * pix(row0 + w0) + hw1 * pix(row1 + w0);
-                }
-                if (cc != w0) {
-                    vb1 = w1 == w0 ? vb0 : hw0 * pix(row0 + w1) + hw1 * pix(row1 + w1);
-                    cc = w0;
-                }
-            }
-            v = (1.0 - ww1) * vb0 + ww1 * vb1;
+            uint w1 = min(w0 + 1u, p.srcW - 1u);
+            float ww0 = 1.0 - ww1;
+            v = hw0 * (ww0 * pix(row0 + w0) + ww1 * pix(row0 + w1)) +
+                hw1 * (ww0 * pix(row1 + w0) + ww1 * pix(row1 + w1));
         }
         o[outBase + x] = v * sc + bi;
     }

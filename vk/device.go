@@ -38,6 +38,28 @@ type Options struct {
 	ForceStaging bool
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+	// InstanceExtensions names extra instance extensions to enable, e.g. the
+	// surface extensions a windowing library requires (VK_KHR_surface,
+	// VK_KHR_xcb_surface). A trailing "\x00" is optional.
+	InstanceExtensions []string
+	// DeviceExtensions names extra device extensions to enable, e.g.
+	// VK_KHR_swapchain for a Presenter. A trailing "\x00" is optional.
+	DeviceExtensions []string
+}
+
+// cStrings returns names, each terminated by "\x00" as vulkan-go needs, with
+// their bytes pinned by pin: vulkan-go stores the strings' Go pointers in C
+// memory during the call.
+func cStrings(pin *runtime.Pinner, names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !strings.HasSuffix(n, "\x00") {
+			n += "\x00"
+		}
+		pin.Pin(unsafe.StringData(n))
+		out = append(out, n)
+	}
+	return out
 }
 
 func (o *Options) validate() bool {
@@ -67,6 +89,7 @@ type Device struct {
 	mem       *allocator
 	kernels   map[*Kernel]struct{}
 	streams   map[*Stream]struct{}
+	present   map[*Presenter]struct{}
 	validated bool
 	closed    bool
 }
@@ -81,7 +104,7 @@ type instanceHandle struct {
 	chain     unsafe.Pointer
 }
 
-func createInstance(validate bool, msgs *messageLog) (*instanceHandle, error) {
+func createInstance(validate bool, msgs *messageLog, extraExts ...string) (*instanceHandle, error) {
 	l, ok := openLoader()
 	if !ok {
 		return nil, ErrNoLoader
@@ -97,7 +120,10 @@ func createInstance(validate bool, msgs *messageLog) (*instanceHandle, error) {
 	if err := vk.Init(); err != nil {
 		return fail(fmt.Errorf("vulkan loader init: %w", err))
 	}
-	var layers, exts []string
+	var layers []string
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	exts := cStrings(&pin, extraExts)
 	if validate {
 		if !hasInstanceLayer(validationLayer) {
 			return fail(errors.New("validation requested but VK_LAYER_KHRONOS_validation is not installed: apt-get install vulkan-validationlayers"))
@@ -264,11 +290,12 @@ func Open(opts Options) (*Device, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Device{log: log, validated: opts.validate(), kernels: map[*Kernel]struct{}{}, streams: map[*Stream]struct{}{}}
+	d := &Device{log: log, validated: opts.validate(), kernels: map[*Kernel]struct{}{}, streams: map[*Stream]struct{}{},
+		present: map[*Presenter]struct{}{}}
 	if d.validated {
 		d.msgs = newMessageLog(opts.OnMessage)
 	}
-	h, err := createInstance(d.validated, d.msgs)
+	h, err := createInstance(d.validated, d.msgs, opts.InstanceExtensions...)
 	if err != nil {
 		d.releaseLog()
 		return nil, err
@@ -315,10 +342,13 @@ func (d *Device) init(opts Options) error {
 		PQueuePriorities: priorities,
 	}}
 	pin.Pin(&qinfo[0])
+	devExts := cStrings(&pin, opts.DeviceExtensions)
 	dinfo := vk.DeviceCreateInfo{
-		SType:                vk.StructureTypeDeviceCreateInfo,
-		QueueCreateInfoCount: 1,
-		PQueueCreateInfos:    qinfo,
+		SType:                   vk.StructureTypeDeviceCreateInfo,
+		QueueCreateInfoCount:    1,
+		PQueueCreateInfos:       qinfo,
+		EnabledExtensionCount:   uint32(len(devExts)),
+		PpEnabledExtensionNames: devExts,
 	}
 	var dev vk.Device
 	r := vk.CreateDevice(d.physical, &dinfo, nil, &dev)
@@ -391,6 +421,12 @@ func (d *Device) Messages() []Message {
 	return d.msgs.drain()
 }
 
+// InstanceHandle returns the VkInstance handle, for windowing libraries that
+// create surfaces (glfw's Window.CreateWindowSurface). It is valid until Close.
+func (d *Device) InstanceHandle() uintptr {
+	return uintptr(unsafe.Pointer(d.instance))
+}
+
 // Validating reports whether the validation layer is on.
 func (d *Device) Validating() bool { return d.validated }
 
@@ -417,6 +453,9 @@ func (d *Device) Close() error {
 	var errs []error
 	if d.device != nil {
 		errs = append(errs, d.WaitIdle())
+		for p := range d.present {
+			errs = append(errs, p.Close())
+		}
 		if d.cache != nil {
 			errs = append(errs, d.cache.close())
 		}

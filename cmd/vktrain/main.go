@@ -4,6 +4,8 @@
 //
 //	vktrain devices            list Vulkan devices and which one is chosen
 //	vktrain smoke              run a few kernels on the chosen device and check them
+//	vktrain summary            print the model as PyTorch does, then its layers, parameters and FLOPs
+//	vktrain plot RUN_DIR...    redraw a run's figures from metrics.jsonl
 //
 // Every command takes --device (index or name substring; default $VKTRAIN_DEVICE or
 // the best device) and --validate (the Khronos validation layer; also VKTRAIN_VALIDATE=1).
@@ -39,6 +41,7 @@ func commands() map[string]command {
 		"devices": {"list Vulkan devices and which one would be chosen", runDevices},
 		"smoke":   {"run a few kernels on the chosen device and check their results", runSmoke},
 		"summary": {"print AlexNet as PyTorch does, before and after the surgery, with shapes, parameters and FLOPs", runSummary},
+		"train":   {"train AlexNet on CIFAR-10 (the reference recipe by default)", runTrain},
 		"plot":    {"redraw a run's figures (and compare runs) from metrics.jsonl", runPlot},
 	}
 }

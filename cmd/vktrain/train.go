@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"vktrain/train"
+)
+
+// trainFlags registers the training flags on fs, with the reference recipe as defaults.
+func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
+	fs.StringVar(&cfg.Pretrained, "pretrained", cfg.Pretrained, `start from "torchvision" (ImageNet weights, downloaded into the cache), "none" (from scratch) or a .pth/.safetensors file`)
+	fs.BoolVar(&cfg.FreezeFeatures, "freeze-features", cfg.FreezeFeatures, "train only the classifier")
+	fs.StringVar(&cfg.Data, "data", cfg.Data, `CIFAR-10: a folder of the official binary files (default: the cache, downloading once), or "synthetic" for the built-in set`)
+	fs.IntVar(&cfg.ImageSize, "image-size", cfg.ImageSize, "network input side (images are resized to size*8/7, then center-cropped); 64 makes CPU runs practical")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "mini-batch size")
+	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "epochs")
+	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "SGD learning rate")
+	fs.Float64Var(&cfg.Momentum, "momentum", cfg.Momentum, "SGD momentum")
+	fs.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "SGD weight decay")
+	fs.BoolVar(&cfg.Augment, "augment", cfg.Augment, "random crop (padding) and horizontal flip")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the data order, initialisation, dropout and augmentation")
+	fs.IntVar(&cfg.LogEvery, "log-every", cfg.LogEvery, "print the running loss every N mini-batches")
+	fs.IntVar(&cfg.TrainLimit, "train-limit", cfg.TrainLimit, "use only the first N training images (0: all)")
+	fs.IntVar(&cfg.TestLimit, "test-limit", cfg.TestLimit, "use only the first N test images (0: all)")
+}
+
+func runTrain(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("train", e)
+	cfg := train.Defaults()
+	trainFlags(fs, &cfg)
+	var df deviceFlags
+	df.register(fs)
+	out := fs.String("out", "", "run directory (default runs/<date-time>)")
+	resume := fs.String("resume", "", "continue the run in this directory from its checkpoint")
+	quiet := fs.Bool("quiet", false, "no progress bars")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Device = df.device
+	opts := train.Options{Log: e.log, Out: e.stdout, Validate: df.validate}
+	if !*quiet {
+		opts.Progress = e.stderr
+	}
+	switch {
+	case *resume != "":
+		opts.RunDir, opts.Resume = *resume, true
+	case *out != "":
+		opts.RunDir = *out
+	default:
+		opts.RunDir = filepath.Join("runs", time.Now().Format("20060102-150405"))
+	}
+	if !opts.Resume {
+		model, err := train.BuildModel(false)
+		if err != nil {
+			return err
+		}
+		// The reference prints the network before and after replacing its last layers.
+		fmt.Fprintln(e.stdout, "AlexNet as torchvision builds it, then after the surgery:")
+		fmt.Fprintln(e.stdout, model)
+	}
+	res, err := train.Run(ctx, cfg, opts)
+	if err != nil {
+		if errors.Is(err, train.ErrInterrupted) {
+			fmt.Fprintf(e.stderr, "vktrain train: %v; continue with: vktrain train --resume %s\n", err, opts.RunDir)
+			os.Exit(130)
+		}
+		return err
+	}
+	fmt.Fprintf(e.stdout, "run directory: %s\n", opts.RunDir)
+	for _, f := range res.Figures {
+		fmt.Fprintf(e.stdout, "  %s\n", f)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"vktrain/train/fetch"
+)
+
+// Pretrained sources for Config.Pretrained.
+const (
+	PretrainedTorchvision = "torchvision" // torchvision's ImageNet weights, downloaded into the cache
+	PretrainedNone        = "none"        // from scratch, torch's default initialisation
+)
+
+// TorchvisionAlexNetURL is where torchvision downloads AlexNet's ImageNet weights;
+// the file name's hex part is the start of its sha256 (torchvision's naming rule).
+const TorchvisionAlexNetURL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+
+// DataSynthetic selects the built-in synthetic data set for Config.Data.
+const DataSynthetic = "synthetic"
+
+// Config is one training run. The zero values of the numbers are replaced by
+// the reference recipe's (see Defaults).
+type Config struct {
+	Pretrained     string  `json:"pretrained"`      // "torchvision", "none" or a .pth/.safetensors path
+	FreezeFeatures bool    `json:"freeze_features"` // train only the classifier
+	Data           string  `json:"data"`            // "" (CIFAR-10: cache, download), a folder of the official files, or "synthetic"
+	ImageSize      int     `json:"image_size"`      // network input side; images are resized to ImageSize*8/7 first (256 for 224)
+	Batch          int     `json:"batch"`
+	Epochs         int     `json:"epochs"`
+	LR             float64 `json:"lr"`
+	Momentum       float64 `json:"momentum"`
+	WeightDecay    float64 `json:"weight_decay"`
+	Augment        bool    `json:"augment"` // random crop (padding 4) and horizontal flip
+	Seed           uint64  `json:"seed"`    // data order, initialisation, dropout, augmentation
+	LogEvery       int     `json:"log_every"`
+	TrainLimit     int     `json:"train_limit,omitempty"` // use only the first N training images (0: all)
+	TestLimit      int     `json:"test_limit,omitempty"`  // use only the first N test images (0: all)
+	Device         string  `json:"device,omitempty"`
+	WeightsURL     string  `json:"-"` // where "torchvision" downloads from ("" = official)
+	DataURL        string  `json:"-"` // where CIFAR-10 downloads from ("" = official)
+	CacheDir       string  `json:"-"` // "" = fetch.CacheDir()
+}
+
+// Defaults is the reference recipe: torchvision's pretrained AlexNet, CIFAR-10 at
+// 224 (resize 256, center crop 224), batch 4, 10 epochs, SGD lr 0.001 momentum
+// 0.9, running loss every 2000 mini-batches.
+func Defaults() Config {
+	return Config{Pretrained: PretrainedTorchvision, ImageSize: 224, Batch: 4, Epochs: 10, LR: 0.001, Momentum: 0.9, LogEvery: 2000, Seed: 1}
+}
+
+// Validate reports a setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.ImageSize < 32:
+		return fmt.Errorf("image size %d: must be at least 32 (the network needs its pooling to fit)", c.ImageSize)
+	case c.Batch < 1:
+		return fmt.Errorf("batch %d: must be at least 1", c.Batch)
+	case c.Epochs < 1:
+		return fmt.Errorf("epochs %d: must be at least 1", c.Epochs)
+	case c.LR <= 0 || c.Momentum < 0 || c.WeightDecay < 0:
+		return fmt.Errorf("lr %v, momentum %v, weight decay %v: lr must be positive, the others not negative", c.LR, c.Momentum, c.WeightDecay)
+	case c.LogEvery < 1:
+		return fmt.Errorf("log every %d: must be at least 1", c.LogEvery)
+	case c.Pretrained == "":
+		return errors.New("pretrained: say torchvision, none or a file")
+	}
+	return nil
+}
+
+// ResizeFor is the resize before the center crop: 256 for 224, as torchvision's
+// reference transform, and the same ratio for other sizes.
+func ResizeFor(imageSize int) int { return (imageSize*8 + 6) / 7 }
+
+func (c *Config) cacheDir() (string, error) {
+	if c.CacheDir != "" {
+		return c.CacheDir, nil
+	}
+	return fetch.CacheDir()
+}
+
+// configFile is the run directory's copy of the Config.
+const configFile = "config.json"
+
+func writeConfig(dir string, c Config) error {
+	return fetch.WriteFileAtomic(filepath.Join(dir, configFile), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(c)
+	})
+}
+
+// ReadConfig reads the Config a run directory was started with.
+func ReadConfig(dir string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(filepath.Join(dir, configFile))
+	if err != nil {
+		return c, fmt.Errorf("run %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
+	}
+	return c, nil
+}
