@@ -92,6 +92,9 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 			rb = rb.AsR32F()
 		}
 		spec[specVecA], spec[specVecB] = boolU32(vecA), boolU32(vecB)
+		if c.LD%4 == 0 && c.Off%4 == 0 {
+			module = "gemm_texel_c4" // vec4 stores: on lavapipe scalar stores cost as much as the math for small K
+		}
 	}
 	// C is a storage buffer: where its rows span more than the device's storage
 	// range (fc6's 4096x9216 weight gradient on lavapipe), bind it in row chunks.

@@ -9,13 +9,38 @@ layout(constant_id = 5) const int BIAS = 0;
 layout(constant_id = 6) const bool RELU = false;
 layout(constant_id = 7) const bool ACCUMULATE = false;
 
+#ifdef VEC_C
+// C read and written four floats at a time: ldc and offC are multiples of 4.
+layout(std430, binding = 2) buffer Cbuf { vec4 C4[]; };
+#else
 layout(std430, binding = 2) buffer Cbuf { float C[]; };
+#endif
 layout(std430, binding = 3) readonly buffer BiasBuf { float bias[]; };
 layout(push_constant) uniform Push {
     uint M, N, K, lda, ldb, ldc, offA, offB, offC, offBias;
     float alpha;
 } p;
 
+#ifdef VEC_C
+// epilogue4 finishes and stores C(m, n..n+3) (n a multiple of 4), keeping the
+// elements at columns >= N as they were.
+void epilogue4(uint m, uint n, vec4 acc) {
+    vec4 v = p.alpha * acc;
+    uint at = (p.offC + m * p.ldc + n) >> 2;
+    bool whole = n + 4 <= p.N;
+    vec4 old = (ACCUMULATE || !whole) ? C4[at] : vec4(0);
+    if (ACCUMULATE) v += old;
+    if (BIAS == 1) v += bias[p.offBias + m];
+    if (BIAS == 2) {
+        for (uint c = 0; c < 4; c++) v[c] += bias[p.offBias + min(n + c, p.N - 1)];
+    }
+    if (RELU) v = max(v, vec4(0));
+    if (!whole) {
+        for (uint c = 0; c < 4; c++) if (n + c >= p.N) v[c] = old[c];
+    }
+    C4[at] = v;
+}
+#else
 // epilogue finishes and stores one result.
 void epilogue(uint m, uint n, float acc) {
     float v = p.alpha * acc;
@@ -26,3 +51,4 @@ void epilogue(uint m, uint n, float acc) {
     if (RELU) v = max(v, 0.0);
     C[at] = v;
 }
+#endif

@@ -5,6 +5,8 @@
 // With VEC_A (VEC_B) the operand is bound as RGBA32F and read four floats at a time
 // along its contiguous dimension (its leading dimension and offset must be
 // multiples of 4); otherwise it is bound as R32F and read one float at a time.
+// Built twice: gemm_texel stores C one float at a time, gemm_texel_c4 (VEC_C)
+// four at a time where C's leading dimension and offset are multiples of 4.
 #extension GL_EXT_control_flow_attributes : require
 layout(local_size_x = 8) in;
 layout(constant_id = 3) const bool VEC_A = true;
@@ -81,9 +83,14 @@ void main() {
     if (k < p.K) step(m0, n0, k, vec4(lessThan(uvec4(k) + uvec4(0, 1, 2, 3), uvec4(p.K))));
     for (uint i = 0; i < 8; i++) {
         if (m0 + i >= p.M) break;
+#ifdef VEC_C
+        if (n0 < p.N) epilogue4(m0 + i, n0, acc[i][0]);
+        if (n0 + 4 < p.N) epilogue4(m0 + i, n0 + 4, acc[i][1]);
+#else
         for (uint j = 0; j < 8; j++) {
             if (n0 + j >= p.N) break;
             epilogue(m0 + i, n0 + j, acc[i][j >> 2][j & 3]);
         }
+#endif
     }
 }
