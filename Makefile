@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/vktrain
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all setup build demo test vet fmt-check shaders check-shaders bench clean
+.PHONY: all setup build demo train test vet fmt-check shaders check-shaders bench clean
 
 all: build
 
@@ -15,10 +15,17 @@ setup:
 build:
 	$(GO) build -o $(BIN) ./cmd/vktrain
 
-## demo: set up, list the Vulkan devices, and run the kernel smoke test on the default one
+## demo: set up, list the Vulkan devices, then train AlexNet from scratch at 64x64 on the
+## built-in synthetic set for a few minutes (offline), evaluate it and write runs/demo
 demo: setup build
 	$(BIN) devices
-	$(BIN) smoke
+	rm -rf runs/demo
+	$(BIN) train --data synthetic --pretrained none --init kaiming --image-size 64 --batch 8 \
+		--lr 0.01 --epochs 2 --train-limit 3000 --test-limit 500 --log-every 75 --out runs/demo
+
+## train: the reference experiment (downloads CIFAR-10 and torchvision's pretrained AlexNet)
+train: setup build
+	$(BIN) train
 
 ## shaders: compile shaders/*.comp (as listed in shaders/kernels.txt) into the committed SPIR-V
 shaders:
@@ -49,3 +56,25 @@ bench:
 
 clean:
 	rm -rf bin
+
+.PHONY: parity bench-step
+
+## parity: full-size parity with PyTorch: installs python3-torch and python3-torchvision if
+## missing, writes the real modified AlexNet's fixtures at 224 (gen_parity.py --full) into a
+## temporary directory, and compares two SGD steps there (logits, loss, gradients, parameters)
+parity:
+	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision" .ci/setup.sh
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	PARITY_DIR=$$tmp /usr/bin/python3 layers/testdata/gen_parity.py --full && \
+	VKTRAIN_PARITY_DIR=$$tmp VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 20m -v -run '^TestNetworkParityFull$$' ./layers/
+
+## bench-step: a training step of the modified AlexNet (forward, loss, backward, SGD) at 224
+## with batch 4 and 64 and at 64x64 with batch 64: vktrain on the default device beside PyTorch
+## on the CPU with 2 threads, in images/s, and their ratio. Installs python3-torch and, for a
+## fair comparison, the OpenMP OpenBLAS (BENCH_BLAS= keeps the BLAS already installed);
+## BENCH_STEPS timed steps per run (default 3).
+BENCH_BLAS ?= libopenblas0-openmp
+BENCH_STEPS ?= 3
+bench-step:
+	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision $(BENCH_BLAS)" .ci/setup.sh
+	BENCH_STEPS=$(BENCH_STEPS) GO="$(GO)" layers/testdata/bench_step.sh

@@ -81,7 +81,9 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	}
 	module, rowsPerGroup := "gemm_texel", 8
 	ra, rb := a.T.Range(), b.T.Range()
-	if r.Variant == GEMMTiled {
+	// The tiled kernel binds A and B as storage buffers; an operand past the
+	// device's storage range (fc6's weight on some devices) is read as texels.
+	if r.Variant == GEMMTiled && ra.Size <= r.storageLimit && rb.Size <= r.storageLimit {
 		module, rowsPerGroup = "gemm_tiled", 64
 	} else {
 		vecA, vecB := a.LD%4 == 0 && a.Off%4 == 0, b.LD%4 == 0 && b.Off%4 == 0

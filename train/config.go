@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"vktrain/layers/nn"
 	"vktrain/train/fetch"
 )
 
@@ -37,6 +38,7 @@ type Config struct {
 	Momentum       float64 `json:"momentum"`
 	WeightDecay    float64 `json:"weight_decay"`
 	Augment        bool    `json:"augment"` // random crop (padding 4) and horizontal flip
+	Init           string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
 	Seed           uint64  `json:"seed"`    // data order, initialisation, dropout, augmentation
 	LogEvery       int     `json:"log_every"`
 	TrainLimit     int     `json:"train_limit,omitempty"` // use only the first N training images (0: all)
@@ -57,8 +59,10 @@ func Defaults() Config {
 // Validate reports a setting that cannot work.
 func (c *Config) Validate() error {
 	switch {
-	case c.ImageSize < 32:
-		return fmt.Errorf("image size %d: must be at least 32 (the network needs its pooling to fit)", c.ImageSize)
+	case c.ImageSize < 64:
+		return fmt.Errorf("image size %d: must be at least 64 (AlexNet's last pooling needs a 3x3 map)", c.ImageSize)
+	case c.Init != "" && c.Init != string(nn.InitTorch) && c.Init != string(nn.InitKaiming):
+		return fmt.Errorf("init %q: want %q or %q", c.Init, nn.InitTorch, nn.InitKaiming)
 	case c.Batch < 1:
 		return fmt.Errorf("batch %d: must be at least 1", c.Batch)
 	case c.Epochs < 1:

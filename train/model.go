@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,7 +40,7 @@ func BuildModel(freezeFeatures bool) (*nn.Model, error) {
 // extra or misshapen tensor is an error naming it), as the reference loads it
 // before the surgery.
 func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logger, progress func(done, total int64)) (*weights.StateDict, error) {
-	sd, err := m.InitStateDict(cfg.Seed)
+	sd, err := m.InitStateDictScheme(cfg.Seed, nn.InitScheme(cfg.Init))
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +80,11 @@ func readWeights(path string) (*weights.StateDict, error) {
 }
 
 // pretrainedFile finds (downloading into the cache if needed) the weight file.
+// For "torchvision" it downloads cfg.WeightsURL (default TorchvisionAlexNetURL)
+// into <cache>/weights/<the URL's file name>, checking that the file's sha256
+// starts with the hex digits the name carries (torchvision's rule, see
+// hashPrefixFromName), so that any server's file, a test's included, is
+// verified by its own name.
 func pretrainedFile(ctx context.Context, cfg Config, log *slog.Logger, progress func(done, total int64)) (string, error) {
 	if cfg.Pretrained != PretrainedTorchvision {
 		if _, err := os.Stat(cfg.Pretrained); err != nil {
@@ -89,19 +96,60 @@ func pretrainedFile(ctx context.Context, cfg Config, log *slog.Logger, progress 
 	if err != nil {
 		return "", err
 	}
-	url := cfg.WeightsURL
-	if url == "" {
-		url = TorchvisionAlexNetURL
+	src := cfg.WeightsURL
+	if src == "" {
+		src = TorchvisionAlexNetURL
 	}
-	dest := filepath.Join(cache, "weights", filepath.Base(TorchvisionAlexNetURL))
-	err = fetch.Download(ctx, url, dest, fetch.Options{
-		Checksum: fetch.SHA256("7be5be79"),
+	name, err := urlFileName(src)
+	if err != nil {
+		return "", fmt.Errorf("pretrained weights: %w", err)
+	}
+	prefix, err := hashPrefixFromName(name)
+	if err != nil {
+		return "", fmt.Errorf("pretrained weights: %s: %w", src, err)
+	}
+	dest := filepath.Join(cache, "weights", name)
+	err = fetch.Download(ctx, src, dest, fetch.Options{
+		Checksum: fetch.SHA256(prefix),
 		Progress: progress,
 		Logger:   log,
-		Hint:     fmt.Sprintf("download %s by hand and put it at %s, or pass --pretrained PATH (or --pretrained none to train from scratch)", TorchvisionAlexNetURL, dest),
+		Hint:     "(or pass --pretrained PATH, or --pretrained none to train from scratch)",
 	})
 	if err != nil {
 		return "", err
 	}
 	return dest, nil
+}
+
+// urlFileName is the last element of a URL's path: the name the file is cached
+// under.
+func urlFileName(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", err
+	}
+	name := path.Base(u.Path)
+	if name == "." || name == "/" || name == "" || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("%s: the URL names no file", rawURL)
+	}
+	return name, nil
+}
+
+// hashPrefixFromName is the start of a weight file's sha256 as torchvision puts
+// it in the file name: the hex digits after the last '-', up to the extension
+// (alexnet-owt-7be5be79.pth -> 7be5be79, x-0123abcd.tar.gz -> 0123abcd). torch.hub takes the first "-HEX."
+// match and accepts an empty one, checking nothing; here the part must be 8 to
+// 64 lowercase hex digits (the shortest prefix fetch accepts), or the name is
+// refused, so that a download is never left unverified.
+func hashPrefixFromName(name string) (string, error) {
+	i := strings.LastIndexByte(name, '-')
+	hex, _, _ := strings.Cut(name[i+1:], ".") // up to the extension (.pth, .tar.gz, ...)
+	ok := i >= 0 && len(hex) >= 8 && len(hex) <= 64
+	for _, c := range hex {
+		ok = ok && (c >= '0' && c <= '9' || c >= 'a' && c <= 'f')
+	}
+	if !ok {
+		return "", fmt.Errorf("file name %q carries no sha256 prefix: torchvision names weight files NAME-HASH.EXT with HASH the first 8 or more lowercase hex digits of the file's sha256", name)
+	}
+	return hex, nil
 }

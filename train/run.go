@@ -174,6 +174,13 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if !opts.Resume {
+		for _, f := range []string{CheckpointFile, metrics.FileName} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				return nil, fmt.Errorf("%s already holds a run (%s): continue it with --resume, or choose another --out", dir, f)
+			}
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -42,7 +42,11 @@ func commands() map[string]command {
 		"smoke":   {"run a few kernels on the chosen device and check their results", runSmoke},
 		"summary": {"print AlexNet as PyTorch does, before and after the surgery, with shapes, parameters and FLOPs", runSummary},
 		"train":   {"train AlexNet on CIFAR-10 (the reference recipe by default)", runTrain},
+		"bench":   {"benchmark every kernel, the training step and inference; compare with earlier runs or PyTorch", runBench},
 		"plot":    {"redraw a run's figures (and compare runs) from metrics.jsonl", runPlot},
+		"eval":    {"evaluate a run's checkpoint on the whole test set", runEval},
+		"predict": {"classify PNG or JPEG images with a run's checkpoint (top-5 classes)", runPredict},
+		"export":  {"write a run's trained parameters as safetensors (PyTorch names)", runExport},
 	}
 }
 

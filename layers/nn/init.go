@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -77,6 +78,56 @@ func (m *Model) InitStateDict(seed uint64) (*weights.StateDict, error) {
 	sd := &weights.StateDict{}
 	for _, p := range m.Params() {
 		t := &weights.Tensor{Shape: append([]int(nil), p.Shape...), Data: InitParam(p, seed)}
+		if err := sd.Add(p.Name, t); err != nil {
+			return nil, err
+		}
+	}
+	return sd, nil
+}
+
+// InitScheme chooses how InitStateDictScheme draws the initial parameters.
+type InitScheme string
+
+// Initialisation schemes: PyTorch's default reset_parameters (InitParam), or
+// the one torchvision gives VGG and ResNet, which trains deep ReLU networks from
+// scratch much faster: convolution weights normal with std sqrt(2/fan_out)
+// (kaiming_normal_, mode fan_out), linear weights normal with std 0.01, biases 0.
+const (
+	InitTorch   InitScheme = "torch"
+	InitKaiming InitScheme = "kaiming"
+)
+
+// InitParamKaiming returns InitKaiming's values for one parameter, seeded like
+// InitParam by seed and the parameter's name.
+func InitParamKaiming(p Param, seed uint64) []float32 {
+	vals := make([]float32, p.Numel())
+	if p.Local != "weight" || len(p.Shape) < 2 {
+		return vals // biases start at zero
+	}
+	std := 0.01
+	if len(p.Shape) == 4 { // a convolution: fan_out = out_channels * kh * kw
+		std = math.Sqrt(2 / float64(p.Shape[0]*p.Shape[2]*p.Shape[3]))
+	}
+	h := fnv.New64a()
+	h.Write([]byte(p.Name))
+	rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+	for i := range vals {
+		vals[i] = float32(std * rng.NormFloat64())
+	}
+	return vals
+}
+
+// InitStateDictScheme is InitStateDict with a choice of scheme.
+func (m *Model) InitStateDictScheme(seed uint64, scheme InitScheme) (*weights.StateDict, error) {
+	if scheme == InitTorch || scheme == "" {
+		return m.InitStateDict(seed)
+	}
+	if scheme != InitKaiming {
+		return nil, fmt.Errorf("unknown initialisation %q (want %q or %q)", scheme, InitTorch, InitKaiming)
+	}
+	sd := &weights.StateDict{}
+	for _, p := range m.Params() {
+		t := &weights.Tensor{Shape: append([]int(nil), p.Shape...), Data: InitParamKaiming(p, seed)}
 		if err := sd.Add(p.Name, t); err != nil {
 			return nil, err
 		}

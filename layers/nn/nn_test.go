@@ -550,3 +550,31 @@ func TestLayersOrder(t *testing.T) {
 		t.Errorf("avgpool output %v", got)
 	}
 }
+
+func TestInitKaiming(t *testing.T) {
+	m := AlexNet(10)
+	sd, err := m.InitStateDictScheme(3, InitKaiming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := sd.Get("features.3.weight") // 192 x 64 x 5 x 5: std sqrt(2/(192*25))
+	var sum, sq float64
+	for _, v := range w.Data {
+		sum += float64(v)
+		sq += float64(v) * float64(v)
+	}
+	n := float64(len(w.Data))
+	std, want := math.Sqrt(sq/n-(sum/n)*(sum/n)), math.Sqrt(2.0/(192*25))
+	if math.Abs(std-want) > 0.01*want {
+		t.Errorf("features.3.weight std %.5f, want %.5f", std, want)
+	}
+	b, _ := sd.Get("classifier.1.bias")
+	for _, v := range b.Data {
+		if v != 0 {
+			t.Fatal("kaiming biases are not zero")
+		}
+	}
+	if _, err := m.InitStateDictScheme(3, "bogus"); err == nil {
+		t.Error("unknown scheme accepted")
+	}
+}

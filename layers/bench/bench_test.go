@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"vktrain/layers"
+	"vktrain/layers/nn"
+	"vktrain/vk"
+)
+
+func model(t *testing.T) *nn.Model {
+	t.Helper()
+	m := nn.AlexNet(1000)
+	if err := m.ReferenceSurgery(10); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRun benchmarks the model at 64x64, batch 2, one timed run per kernel,
+// with both GEMM variants for a few kernels: the report must validate against
+// the schema, its figures be positive and finite, the step be attributed to
+// layers, and the table, chart and comparison be written. No timed assertions.
+func TestRun(t *testing.T) {
+	dev, err := vk.Open(vk.Options{PipelineCacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	rt := layers.NewRuntime(dev)
+	defer rt.Close()
+	rep, err := Run(context.Background(), rt, Config{Model: model(t), ImageSize: 64, Batch: 2, Count: 1, Seed: 3}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bench.json")
+	if err := rep.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkJSON(t, b)
+
+	// Every kernel family at the model's shapes.
+	names := map[string]bool{}
+	for _, k := range rep.Kernels {
+		names[k.Name] = true
+		for _, v := range []float64{k.MedianMS, k.MinMS, k.MaxMS, k.PctPeak} {
+			if !(v > 0) || math.IsInf(v, 0) {
+				t.Errorf("%s: bad figure %v", k.Name, v)
+			}
+		}
+		if k.InStep && !(k.StepMS > 0 && k.Share > 0) {
+			t.Errorf("%s: in the step but not attributed (%v ms, %v%%)", k.Name, k.StepMS, k.Share)
+		}
+	}
+	for _, want := range []string{
+		"input forward", "features.0 forward", "features.0 backward-weights", "features.0 backward-bias",
+		"features.3 backward-data", "features.2 forward", "features.2 backward", "avgpool forward", "avgpool backward",
+		"features.0 relu-forward", "classifier.1 backward-relu", "classifier.0 forward", "classifier.0 backward",
+		"classifier.1 forward", "classifier.1 backward-data", "classifier.1 backward-weights",
+		"loss forward+backward", "sgd update", "flatten forward", "flatten backward",
+	} {
+		if !names[want] {
+			t.Errorf("no kernel %q", want)
+		}
+	}
+	if names["features.0 backward-data"] {
+		t.Error("conv1 needs no input gradient, yet it was benchmarked")
+	}
+	if len(rep.Step.Layers) == 0 {
+		t.Error("the step was not attributed to layers")
+	}
+	sum := 0.0
+	for _, l := range rep.Step.Layers {
+		sum += l.Share
+	}
+	if math.Abs(sum-100) > 1 {
+		t.Errorf("layer shares sum to %.2f%%", sum)
+	}
+
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"peaks: FMA", "features.3 backward-weights", "GFLOP/s", "GB/s", "training step by layer", "images/s", "inference: batch 1"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if err := SaveChart(filepath.Join(dir, "bench.png"), rep); err != nil {
+		t.Fatal(err)
+	}
+
+	// A comparison with a run twice as slow.
+	old, err := ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range old.Kernels {
+		old.Kernels[i].MedianMS *= 2
+	}
+	old.Step.MedianMS *= 2
+	old.Step.ImagesPerS /= 2
+	var cmp bytes.Buffer
+	if err := Compare(&cmp, old, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"features.3 forward", "2.00x", "faster", "by layer", "training step", "inference batch 1"} {
+		if !strings.Contains(cmp.String(), want) {
+			t.Errorf("comparison lacks %q:\n%s", want, cmp.String())
+		}
+	}
+}
+
+// TestVariants times both GEMM variants of a few kernels: the device's choice
+// is marked, the other named with its variant (or skipped, with the reason,
+// where it cannot bind the operands).
+func TestVariants(t *testing.T) {
+	dev, err := vk.Open(vk.Options{PipelineCacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	rt := layers.NewRuntime(dev)
+	defer rt.Close()
+	b := &bencher{ctx: context.Background(), cfg: Config{Count: 1, Variants: true, Filter: "features.10 forward,classifier.6 backward-data,sgd"}, rt: rt, dev: dev}
+	b.cfg.Model, b.cfg.ImageSize, b.cfg.Batch, b.cfg.Resize = model(t), 64, 1, 73
+	sd, err := b.cfg.Model.InitStateDict(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := b.newNetwork(1, true, sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	parts, err := net.BenchParts(layers.TrainStep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &Report{Peaks: Peaks{FMAGFLOPS: 1, CopyGBS: 1}}
+	if err := b.parts(rep, parts, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Kernel{}
+	for _, k := range rep.Kernels {
+		got[k.Name] = k
+	}
+	other := layers.GEMMTiled
+	if rt.Variant == layers.GEMMTiled {
+		other = layers.GEMMTexel
+	}
+	for _, name := range []string{"features.10 forward", "classifier.6 backward-data", "sgd update"} {
+		k, ok := got[name]
+		if !ok || !k.Chosen || k.Variant != rt.Variant.String() {
+			t.Errorf("%s: %+v", name, k)
+		}
+		alt := name + " [" + other.String() + "]"
+		if k, ok := got[alt]; !ok || k.Chosen || k.Variant != other.String() || !(k.MedianMS > 0) {
+			t.Errorf("%s: %+v", alt, k)
+		}
+	}
+	if len(got) != 6 {
+		js, _ := json.MarshalIndent(rep.Kernels, "", " ")
+		t.Errorf("want 6 kernels, got %d:\n%s", len(got), js)
+	}
+}

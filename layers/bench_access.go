@@ -1,0 +1,240 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"vktrain/vk"
+)
+
+// BenchPart is one piece of a network's recorded step, for benchmarks: recording
+// the parts of BenchParts in order into one stream records the same commands as
+// the step itself (so the step's per-dispatch timings can be attributed to
+// them), and each part can also be recorded alone and timed in isolation.
+type BenchPart struct {
+	Layer string // layer path ("features.0"), or "input", "loss", "sgd", "flatten"
+	Type  string // module type ("Conv2d", "Linear", ...), or "Preprocess", "SoftmaxCrossEntropy", "SGD", "Layout", "Fill"
+	Pass  string // "forward", "backward", "backward-data", "backward-weights", "backward-bias", "backward-relu", "update", "reset", "relu-forward" (a fused ReLU alone)
+	Shape string // the shapes it works on, for the table
+	FLOPs float64
+	Bytes float64 // bytes read plus written (an estimate for memory-bound parts)
+	// GEMMLike is set where FLOPs measure the part (a GEMM-based pass); otherwise
+	// Bytes do.
+	GEMMLike bool
+	// Variant is set where the part depends on the runtime's GEMM variant (the
+	// GEMMs and the SGD update): recording it under another Runtime.Variant
+	// times that variant.
+	Variant bool
+	// InStep is false for a part that the step does not record as such (the
+	// standalone ReLU forward of a ReLU that the step fuses into a GEMM).
+	InStep bool
+	// Record records the part into s with the network's own tensors.
+	Record func(s *vk.Stream) error
+}
+
+// Runtime is the runtime the network was laid out on.
+func (n *Network) Runtime() *Runtime { return n.rt }
+
+// BenchParts splits the step of kind (for slot 0's buffers) into parts. The
+// parts with InStep set, recorded in order, make up exactly that step's commands.
+func (n *Network) BenchParts(kind StepKind) ([]BenchPart, error) {
+	sl := n.slots[0]
+	if sl == nil || sl.streams[kind] == nil {
+		return nil, errors.New("network: built without that step (NetworkConfig.Train)")
+	}
+	rt, batch := n.rt, n.cfg.Batch
+	train := kind == TrainStep
+	in := n.cfg.Input
+	var augState *StepState
+	if train && in.Augmented() {
+		augState = sl.states[0]
+	}
+	var parts []BenchPart
+	add := func(p BenchPart) {
+		parts = append(parts, p)
+	}
+	add(BenchPart{Layer: "loss", Type: "Fill", Pass: "reset", Shape: "stats", InStep: true, Bytes: float64(sl.stats.Range().Size),
+		Record: func(s *vk.Stream) error { return sl.stats.RecordReset(s) }})
+	add(BenchPart{Layer: "input", Type: "Preprocess", Pass: "forward", InStep: true,
+		Shape: fmt.Sprintf("%dx3x%dx%d u8 -> %s", batch, in.SrcH, in.SrcW, shapeText(n.input.Shape)),
+		Bytes: float64(batch*in.RecordBytes()) + 4*float64(n.input.Len()),
+		Record: func(s *vk.Stream) error {
+			return rt.Preprocess(s, in, sl.records.Whole(), batch, augState, n.input)
+		}})
+	for _, op := range n.ops {
+		if op.skip {
+			continue
+		}
+		p := n.opPart(op, "forward")
+		p.InStep = true
+		p.Record = func(s *vk.Stream) error { return n.forward(s, sl, op, train) }
+		add(p)
+		if op.relu { // the fused ReLU, alone (not part of the step)
+			y := op.y
+			add(BenchPart{Layer: op.layer.Path, Type: "ReLU", Pass: "relu-forward", Shape: shapeText(y.Shape),
+				Bytes: 8 * float64(y.Len()), Record: func(s *vk.Stream) error { return rt.ReLUForward(s, y, y) }})
+		}
+	}
+	add(BenchPart{Layer: "loss", Type: "SoftmaxCrossEntropy", Pass: "forward+backward", Shape: shapeText(n.logits.Shape), InStep: true,
+		Bytes: 4 * float64(2*n.logits.Len()+batch),
+		Record: func(s *vk.Stream) error {
+			return rt.SoftmaxCrossEntropy(s, n.logits, sl.labels.Whole(), n.dlogits, sl.stats)
+		}})
+	if !train {
+		return parts, nil
+	}
+	for i := len(n.ops) - 1; i >= 0; i-- {
+		op := n.ops[i]
+		if op.skip || op.dy == nil {
+			continue
+		}
+		var dx *Tensor
+		if op.needsDx {
+			dx = n.ops[i-1].dy
+			for j := i - 1; dx == nil && j >= 0; j-- {
+				dx = n.ops[j].dy
+			}
+		}
+		parts = append(parts, n.backwardParts(sl, op, dx)...)
+	}
+	var elems int
+	var sgdParams []*netParam
+	for _, p := range n.params {
+		if p.trainable {
+			elems += p.value.Len()
+			sgdParams = append(sgdParams, p)
+		}
+	}
+	per := 12.0 // read param and grad, write param
+	if n.cfg.SGD.Momentum != 0 {
+		per = 20 // and read and write the momentum
+	}
+	add(BenchPart{Layer: "sgd", Type: "SGD", Pass: "update", Shape: fmt.Sprintf("%d tensors, %d parameters", len(sgdParams), elems),
+		Bytes: per * float64(elems), Variant: true, InStep: true,
+		Record: func(s *vk.Stream) error {
+			for _, p := range sgdParams {
+				if err := rt.SGD(s, n.sgd, p.value, p.grad, p.momentum); err != nil {
+					return fmt.Errorf("sgd %s: %w", p.name, err)
+				}
+			}
+			return n.sgd.FinishStep(s)
+		}})
+	return parts, nil
+}
+
+// opPart describes op's pass (without Record).
+func (n *Network) opPart(op *netOp, pass string) BenchPart {
+	batch := n.cfg.Batch
+	p := BenchPart{Layer: op.layer.Path, Pass: pass, Shape: shapeText(op.x.Shape) + " -> " + shapeText(op.y.Shape)}
+	switch {
+	case op.conv != nil:
+		c := op.conv
+		p.Type, p.GEMMLike, p.Variant = "Conv2d", true, true
+		p.FLOPs = 2 * float64(c.K) * float64(c.crs()) * float64(batch*op.outH*op.outW)
+		p.Shape = fmt.Sprintf("%s -> %s, %dx%d/%d", shapeText(op.x.Shape), shapeText(op.y.Shape), c.R, c.S, c.StrideH)
+	case op.lin != nil:
+		p.Type, p.GEMMLike, p.Variant = "Linear", true, true
+		p.FLOPs = 2 * float64(batch) * float64(op.lin.In) * float64(op.lin.Out)
+	case op.argmax != nil:
+		p.Type = "MaxPool2d"
+		p.Bytes = 4*float64(op.x.Len()) + 8*float64(op.y.Len())
+	case op.layer.Module == nil:
+		p.Layer, p.Type = "flatten", "Layout"
+		p.Bytes = 8 * float64(op.x.Len())
+	default:
+		p.Type = op.layer.Module.Type()
+		p.Bytes = 4 * float64(op.x.Len()+op.y.Len())
+	}
+	return p
+}
+
+// backwardParts splits n.backward(op) into its passes, in the same order.
+func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []BenchPart {
+	rt, batch := n.rt, n.cfg.Batch
+	var out []BenchPart
+	add := func(pass string, flops float64, rec func(s *vk.Stream) error) {
+		p := n.opPart(op, pass)
+		p.InStep, p.Record = true, rec
+		if flops > 0 {
+			p.FLOPs = flops
+		}
+		out = append(out, p)
+	}
+	memory := func(pass string, bytes float64, rec func(s *vk.Stream) error) {
+		p := n.opPart(op, pass)
+		p.InStep, p.Record = true, rec
+		p.GEMMLike, p.Variant, p.FLOPs, p.Bytes = false, false, 0, bytes
+		out = append(out, p)
+	}
+	switch {
+	case op.conv != nil:
+		c := op.conv
+		if op.trains {
+			memory("backward-bias", 12*float64(op.y.Len()), func(s *vk.Stream) error {
+				return rt.Conv2DBackwardBias(s, c, op.y, op.dy, false)
+			})
+			add("backward-weights", 0, func(s *vk.Stream) error {
+				return rt.Conv2DBackwardWeights(s, c, op.x, op.dy, n.scratch, false)
+			})
+		} else if c.ReLU {
+			memory("backward-relu", 12*float64(op.y.Len()), func(s *vk.Stream) error { return rt.Conv2DMaskReLU(s, c, op.y, op.dy) })
+		}
+		if dx != nil {
+			add("backward-data", 0, func(s *vk.Stream) error { return rt.Conv2DBackwardData(s, c, op.dy, dx, n.scratch) })
+		}
+	case op.lin != nil:
+		l := op.lin
+		if op.relu {
+			memory("backward-relu", 12*float64(op.y.Len()), func(s *vk.Stream) error { return rt.ReLUBackward(s, op.y, op.dy, op.dy) })
+		}
+		if op.trains {
+			flops := 2 * float64(batch) * float64(l.In) * float64(l.Out)
+			if l.Bias != nil {
+				flops += 2 * float64(batch) * float64(l.Out)
+			}
+			add("backward-weights", flops, func(s *vk.Stream) error { return rt.LinearBackwardWeights(s, l, batch, op.x, op.dy, false) })
+		}
+		if dx != nil {
+			add("backward-data", 0, func(s *vk.Stream) error { return rt.LinearBackwardData(s, l, batch, op.dy, dx) })
+		}
+	default:
+		if dx == nil {
+			return nil
+		}
+		p := n.opPart(op, "backward")
+		p.InStep = true
+		if op.argmax != nil {
+			p.Bytes = 8*float64(op.y.Len()) + 4*float64(op.x.Len())
+		}
+		p.Record = func(s *vk.Stream) error { return n.backward(s, sl, op, dx) }
+		out = append(out, p)
+	}
+	return out
+}
+
+// RunStepTimed submits one step of kind with b, waits for it (no other step may
+// be outstanding) and returns its per-command GPU timings and GPU total.
+func (n *Network) RunStepTimed(kind StepKind, b Batch) ([]vk.Timing, time.Duration, error) {
+	if len(n.pending) != 0 {
+		return nil, 0, errors.New("network: RunStepTimed with steps outstanding (Flush first)")
+	}
+	if _, err := n.Submit(kind, b); err != nil {
+		return nil, 0, err
+	}
+	ran := n.slots[n.pending[0]]
+	if _, err := n.Flush(); err != nil {
+		return nil, 0, err
+	}
+	s := ran.streams[kind]
+	return s.Timings(nil), s.Total(), nil
+}
+
+func shapeText(shape []int) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = fmt.Sprint(d)
+	}
+	return strings.Join(parts, "x")
+}

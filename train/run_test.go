@@ -1,0 +1,140 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// tinyConfig is a run small enough for tests: the synthetic set at 64x64.
+func tinyConfig() Config {
+	c := Defaults()
+	c.Pretrained = PretrainedNone
+	c.Data = DataSynthetic
+	c.ImageSize = 64
+	c.Batch = 4
+	c.Epochs = 2
+	c.LR = 0.01
+	c.LogEvery = 2
+	c.TrainLimit = 24 // 6 steps per epoch
+	c.TestLimit = 10  // a partial last evaluation batch
+	c.Seed = 7
+	return c
+}
+
+func runOpts(t *testing.T, dir string) Options {
+	return Options{RunDir: dir, Validate: true, Out: &bytes.Buffer{}}
+}
+
+// TestResumeEqualsUninterrupted interrupts a run mid-epoch (and once more at an
+// epoch boundary), resumes it, and requires the final parameters and momentum to
+// equal, bit for bit, those of the same run without interruption.
+func TestResumeEqualsUninterrupted(t *testing.T) {
+	cfg := tinyConfig()
+	whole := t.TempDir()
+	res, err := Run(context.Background(), cfg, runOpts(t, whole))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Epochs) != 2 || res.Interrupted {
+		t.Fatalf("uninterrupted run: %d epochs, interrupted %v", len(res.Epochs), res.Interrupted)
+	}
+	if _, err := Run(context.Background(), cfg, runOpts(t, whole)); err == nil || !strings.Contains(err.Error(), "already holds a run") {
+		t.Errorf("a second run into the same directory: %v", err)
+	}
+	split := t.TempDir()
+	for _, stop := range []int{4, 6, 9} { // mid-epoch, at the boundary, mid-epoch again
+		o := runOpts(t, split)
+		o.StopAfterSteps = stop
+		o.Resume = stop != 4
+		res, err := Run(context.Background(), cfg, o)
+		if err != nil {
+			t.Fatalf("stop at %d: %v", stop, err)
+		}
+		if !res.Interrupted {
+			t.Fatalf("stop at %d: not interrupted", stop)
+		}
+	}
+	o := runOpts(t, split)
+	o.Resume = true
+	if _, err := Run(context.Background(), cfg, o); err != nil {
+		t.Fatal(err)
+	}
+	a, err := LoadCheckpoint(filepath.Join(whole, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadCheckpoint(filepath.Join(split, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != b.State {
+		t.Errorf("state %+v, resumed %+v", a.State, b.State)
+	}
+	for _, pair := range [][2]*Checkpoint{{a, b}} {
+		for _, name := range pair[0].Params.Names {
+			if !slices.Equal(pair[0].Params.Tensors[name].Data, pair[1].Params.Tensors[name].Data) {
+				t.Errorf("parameter %s differs after resuming", name)
+			}
+			if !slices.Equal(pair[0].Momentum.Tensors[name].Data, pair[1].Momentum.Tensors[name].Data) {
+				t.Errorf("momentum %s differs after resuming", name)
+			}
+		}
+	}
+	for _, f := range []string{"config.json", "metrics.jsonl", "samples.png", "loss.png", "accuracy.png", "per_class.png", "confusion.png"} {
+		if _, err := os.Stat(filepath.Join(split, f)); err != nil {
+			t.Errorf("run directory lacks %s: %v", f, err)
+		}
+	}
+}
+
+// TestNaNLossStops: a learning rate that diverges stops training with an error
+// naming the step, and leaves no checkpoint written after it.
+func TestNaNLossStops(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.LR = 1e12
+	cfg.Epochs = 1
+	cfg.TrainLimit = 200
+	dir := t.TempDir()
+	_, err := Run(context.Background(), cfg, runOpts(t, dir))
+	if err == nil || !strings.Contains(err.Error(), "step ") || !strings.Contains(err.Error(), "loss is") {
+		t.Fatalf("diverging run: err = %v; want the step and the bad loss named", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, CheckpointFile)); !os.IsNotExist(statErr) {
+		t.Errorf("a checkpoint was written after the loss went bad: %v", statErr)
+	}
+}
+
+// TestInterruptWritesCheckpoint: a cancelled context (SIGINT in the CLI) ends
+// the run with ErrInterrupted and a checkpoint that resumes.
+func TestInterruptWritesCheckpoint(t *testing.T) {
+	cfg := tinyConfig()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, cfg, runOpts(t, dir))
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	if _, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile)); err != nil {
+		t.Fatalf("no checkpoint after the interruption: %v", err)
+	}
+}
+
+func TestBadDataNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "data_batch_1.bin"), make([]byte, 3073*2+5), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "test_batch.bin"), make([]byte, 3073), 0o644)
+	cfg := tinyConfig()
+	cfg.Data = dir
+	_, err := Run(context.Background(), cfg, runOpts(t, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "data_batch_1.bin") {
+		t.Fatalf("truncated batch file: %v", err)
+	}
+}
