@@ -34,6 +34,7 @@ const (
 	specBias   = 5
 	specReLU   = 6
 	specAccum  = 7
+	specAlignA = 9
 )
 
 // GEMM records C (m x n) = alpha * A (m x k) * B (k x n) with the options'
@@ -86,9 +87,13 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	if r.Variant == GEMMTiled && ra.Size <= r.storageLimit && rb.Size <= r.storageLimit {
 		module, rowsPerGroup = "gemm_tiled", 64
 	} else {
-		vecA, vecB := a.LD%4 == 0 && a.Off%4 == 0, b.LD%4 == 0 && b.Off%4 == 0
+		alignA := a.LD%4 == 0 && a.Off%4 == 0
+		vecA, vecB := alignA || !a.Trans, b.LD%4 == 0 && b.Off%4 == 0
 		if !vecA {
 			ra = ra.AsR32F()
+		}
+		if !alignA && vecA {
+			spec[specAlignA] = 0 // rows start anywhere: two texels and a shift
 		}
 		if !vecB {
 			rb = rb.AsR32F()

@@ -11,6 +11,10 @@
 layout(local_size_x = 8) in;
 layout(constant_id = 3) const bool VEC_A = true;
 layout(constant_id = 4) const bool VEC_B = true;
+// ALIGN_A false: A is read as RGBA32F texels though its rows start anywhere (lda
+// or offA not a multiple of 4, as conv1's 363-long filters): two texels and a
+// shift per four floats, still fewer fetches than one float at a time.
+layout(constant_id = 9) const bool ALIGN_A = true;
 layout(binding = 0) uniform samplerBuffer A;
 layout(binding = 1) uniform samplerBuffer B;
 #include "gemm_common.glsl"
@@ -25,9 +29,16 @@ vec4 acc[8][2];
 // step adds A(m0..m0+7, k..k+3) * B(k..k+3, n0..n0+7); kmask zeroes k >= K.
 void step(uint m0, uint n0, uint k, vec4 kmask) {
     vec4 a[8];
-    if (VEC_A && !TRANS_A) {
+    if (VEC_A && !TRANS_A && ALIGN_A) {
         [[unroll]] for (uint i = 0; i < 8; i++)
             a[i] = fetchA4(p.offA + min(m0 + i, p.M - 1) * p.lda + k);
+    } else if (VEC_A && !TRANS_A) {
+        [[unroll]] for (uint i = 0; i < 8; i++) {
+            uint e = p.offA + min(m0 + i, p.M - 1) * p.lda + k;
+            vec4 lo = fetchA4(e), hi = fetchA4(e + 4);
+            uint s = e & 3;
+            a[i] = s == 0 ? lo : s == 1 ? vec4(lo.yzw, hi.x) : s == 2 ? vec4(lo.zw, hi.xy) : vec4(lo.w, hi.xyz);
+        }
     } else if (VEC_A && TRANS_A) {
         [[unroll]] for (uint kk = 0; kk < 4; kk++) {
             uint row = p.offA + min(k + kk, p.K - 1) * p.lda + m0;
@@ -46,16 +57,16 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
     [[unroll]] for (uint i = 0; i < 8; i++) a[i] *= kmask;
 
     vec4 b[4][2];
-    if (VEC_B && !TRANS_B) {
+    if (VEC_B && TRANS_B) {
+        [[unroll]] for (uint j = 0; j < 8; j++) {
+            vec4 t = fetchB4(p.offB + min(n0 + j, p.N - 1) * p.ldb + k);
+            [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk][j >> 2][j & 3] = t[kk];
+        }
+    } else if (VEC_B && !TRANS_B) {
         [[unroll]] for (uint kk = 0; kk < 4; kk++) {
             uint row = p.offB + min(k + kk, p.K - 1) * p.ldb + n0;
             b[kk][0] = fetchB4(row);
             b[kk][1] = fetchB4(row + 4);
-        }
-    } else if (VEC_B && TRANS_B) {
-        [[unroll]] for (uint j = 0; j < 8; j++) {
-            vec4 t = fetchB4(p.offB + min(n0 + j, p.N - 1) * p.ldb + k);
-            [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk][j >> 2][j & 3] = t[kk];
         }
     } else {
         [[unroll]] for (uint kk = 0; kk < 4; kk++) {

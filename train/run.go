@@ -414,6 +414,9 @@ func (t *trainer) epoch(ctx context.Context, epoch int) (*metrics.Epoch, bool, e
 		return nil, false, err
 	}
 	ev.Print(t.out, t.data.Classes)
+	if err := writePredictionGrid(filepath.Join(t.dir, "predictions.png"), t.data, ev.Predicted); err != nil {
+		t.log.Warn("predictions grid not written", "err", err)
+	}
 	ep := &metrics.Epoch{Epoch: epoch, Step: t.state.Step, TestLoss: ev.Loss, TestAcc: ev.Accuracy,
 		PerClassAcc: ev.PerClass, Confusion: ev.Confusion, EpochSeconds: time.Since(start).Seconds(),
 		ImagesPerS: float64((t.stepsPerEpoch-first)*batch) / trainSeconds, Time: time.Now()}
@@ -437,7 +440,11 @@ type EvalResult struct {
 	Accuracy  float64
 	PerClass  []float64 // NaN for a class without images
 	Confusion [][]int64 // [true][predicted]
+	Predicted []int     // the predicted class of the first images (up to sampleCount)
 }
+
+// sampleCount is how many predictions Evaluate keeps for the predictions grid.
+const sampleCount = 16
 
 // Evaluate runs the network (dropout off) over every image of data: the last
 // partial batch is padded with repeats of its last image, which are not counted.
@@ -459,6 +466,9 @@ func Evaluate(net *layers.Network, data *cifar10.Dataset, classes int) (*EvalRes
 		n := valid[res.Step]
 		for j := 0; j < n; j++ {
 			ev.Confusion[res.Labels[j]][res.Predicted[j]]++
+			if int(res.Step)*batch+j < sampleCount {
+				ev.Predicted = append(ev.Predicted, int(res.Predicted[j]))
+			}
 		}
 		lossSum += res.Loss
 		batches++
@@ -535,6 +545,22 @@ func writeSampleGrid(path string, data *Data, seed uint64) error {
 		images[i], labels[i] = data.Train.Image(k), int(data.Train.Labels[k])
 	}
 	img, err := viz.SampleGrid(images, 32, 32, labels, nil, data.Classes, 8)
+	if err != nil {
+		return err
+	}
+	return viz.SavePNG(img, path)
+}
+
+// writePredictionGrid draws the first test images with their true and predicted
+// classes, the wrong ones marked.
+func writePredictionGrid(path string, data *Data, predicted []int) error {
+	n := len(predicted)
+	images := make([][]byte, n)
+	labels := make([]int, n)
+	for i := range images {
+		images[i], labels[i] = data.Test.Image(i), int(data.Test.Labels[i])
+	}
+	img, err := viz.SampleGrid(images, 32, 32, labels, predicted, data.Classes, 8)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{"config.json", "metrics.jsonl", "samples.png", "loss.png", "accuracy.png", "per_class.png", "confusion.png"} {
+	for _, f := range []string{"config.json", "metrics.jsonl", "samples.png", "predictions.png", "loss.png", "accuracy.png", "per_class.png", "confusion.png"} {
 		if _, err := os.Stat(filepath.Join(split, f)); err != nil {
 			t.Errorf("run directory lacks %s: %v", f, err)
 		}
