@@ -361,54 +361,15 @@ func (n *Network) record(sl *slot, kind StepKind) (*vk.Stream, error) {
 }
 
 func (n *Network) recordInto(s *vk.Stream, sl *slot, kind StepKind) error {
-	rt, batch := n.rt, n.cfg.Batch
-	train := kind == TrainStep
-	input := n.cfg.Input
-	var augState *StepState
-	if train && input.Augmented() {
-		augState = sl.states[0]
-	}
-	if err := sl.stats.RecordReset(s); err != nil {
-		return err
-	}
-	if err := rt.Preprocess(s, input, sl.records.Whole(), batch, augState, n.input); err != nil {
-		return err
-	}
-	for _, op := range n.ops {
-		if err := n.forward(s, sl, op, train); err != nil {
-			return fmt.Errorf("%s: %w", op.layer.Path, err)
-		}
-	}
-	if err := rt.SoftmaxCrossEntropy(s, n.logits, sl.labels.Whole(), n.dlogits, sl.stats); err != nil {
-		return err
-	}
-	if !train {
-		return nil
-	}
-	for i := len(n.ops) - 1; i >= 0; i-- {
-		op := n.ops[i]
-		if op.skip || op.dy == nil {
+	for _, p := range n.parts(sl, kind) {
+		if !p.InStep {
 			continue
 		}
-		var dx *Tensor
-		if op.needsDx {
-			dx = n.ops[i-1].dy
-			for j := i - 1; dx == nil && j >= 0; j-- { // a fused ReLU shares its conv's gradient
-				dx = n.ops[j].dy
-			}
-		}
-		if err := n.backward(s, sl, op, dx); err != nil {
-			return fmt.Errorf("%s backward: %w", op.layer.Path, err)
+		if err := p.Record(s); err != nil {
+			return fmt.Errorf("%s %s: %w", p.Layer, p.Pass, err)
 		}
 	}
-	for _, p := range n.params {
-		if p.trainable {
-			if err := rt.SGD(s, n.sgd, p.value, p.grad, p.momentum); err != nil {
-				return fmt.Errorf("sgd %s: %w", p.name, err)
-			}
-		}
-	}
-	return n.sgd.FinishStep(s)
+	return nil
 }
 
 func (n *Network) forward(s *vk.Stream, sl *slot, op *netOp, train bool) error {
@@ -440,38 +401,10 @@ func (n *Network) forward(s *vk.Stream, sl *slot, op *netOp, train bool) error {
 	return fmt.Errorf("no forward for %s", op.layer.Module.Type())
 }
 
-// backward records the gradient of op's input, dx (nil where not needed), and of
-// its parameters, from op.dy.
+// backward records the gradient of op's input, dx, from op.dy for a layer
+// without parameters (the passes of conv and linear layers are separate parts).
 func (n *Network) backward(s *vk.Stream, sl *slot, op *netOp, dx *Tensor) error {
 	rt, batch := n.rt, n.cfg.Batch
-	switch {
-	case op.conv != nil:
-		if op.trains {
-			return rt.Conv2DBackward(s, op.conv, op.x, op.y, op.dy, dx, n.scratch, false)
-		}
-		if err := rt.Conv2DMaskReLU(s, op.conv, op.y, op.dy); err != nil {
-			return err
-		}
-		return rt.Conv2DBackwardData(s, op.conv, op.dy, dx, n.scratch)
-	case op.lin != nil:
-		if op.relu {
-			if err := rt.ReLUBackward(s, op.y, op.dy, op.dy); err != nil {
-				return err
-			}
-		}
-		if op.trains {
-			if err := rt.LinearBackwardWeights(s, op.lin, batch, op.x, op.dy, false); err != nil {
-				return err
-			}
-		}
-		if dx == nil {
-			return nil
-		}
-		return rt.LinearBackwardData(s, op.lin, batch, op.dy, dx)
-	}
-	if dx == nil {
-		return nil
-	}
 	switch {
 	case op.argmax != nil:
 		return rt.MaxPool2DBackward(s, op.pool, op.planes, op.inH, op.inW, op.dy, op.argmax, dx)

@@ -9,7 +9,7 @@ import (
 	"vktrain/train/fetch"
 )
 
-// progressBar draws one line per epoch, redrawn in place at most every 250 ms:
+// progressBar draws one line per epoch, redrawn in place at most once a second:
 // steps done, images per second, running loss and the time left.
 type progressBar struct {
 	w          io.Writer
@@ -33,7 +33,7 @@ func (p *progressBar) update(done int, loss float64) {
 		return
 	}
 	now := p.now()
-	if done < p.total && now.Sub(p.last) < 250*time.Millisecond {
+	if done < p.total && now.Sub(p.last) < time.Second {
 		return
 	}
 	p.last = now
@@ -55,7 +55,8 @@ func (p *progressBar) line(done int, loss float64, now time.Time) string {
 	rate, eta := 0.0, "?"
 	if elapsed > 0 && done > 0 {
 		rate = float64(done*p.imgPerStep) / elapsed
-		eta = (time.Duration(float64(p.total-done)/float64(done)*elapsed) * time.Second / time.Second).Round(time.Second).String()
+		left := float64(p.total-done) / float64(done) * elapsed // seconds
+		eta = time.Duration(left * float64(time.Second)).Round(time.Second).String()
 	}
 	return fmt.Sprintf("%s [%s] %d/%d  %.1f img/s  loss %.3f  ETA %s ", p.label, bar, done, p.total, rate, loss, eta)
 }

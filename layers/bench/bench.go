@@ -5,7 +5,7 @@
 // JSON format of testdata/schema.json, which torch_bench.py also writes).
 //
 // Kernels are the parts of the step that layers.Network records
-// (Network.BenchParts): each is recorded alone into its own stream, run once to
+// (Network.StepParts): each is recorded alone into its own stream, run once to
 // warm up (pipelines compile at first dispatch), then repeated until a time
 // budget or a count. The step itself is run the same way, and its per-dispatch
 // timestamps are attributed to the parts, and so to layers.

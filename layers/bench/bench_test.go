@@ -145,7 +145,7 @@ func TestVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer net.Close()
-	parts, err := net.BenchParts(layers.TrainStep)
+	parts, err := net.StepParts(layers.TrainStep)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,10 +52,10 @@ func (b *bencher) selected(name string) bool {
 }
 
 // partName is a part's kernel name.
-func partName(p layers.BenchPart) string { return p.Layer + " " + p.Pass }
+func partName(p layers.StepPart) string { return p.Layer + " " + p.Pass }
 
 // recordPart records p alone into a new timed stream.
-func (b *bencher) recordPart(p layers.BenchPart) (*vk.Stream, error) {
+func (b *bencher) recordPart(p layers.StepPart) (*vk.Stream, error) {
 	s, err := b.dev.NewStream(partName(p), vk.StreamOptions{Timestamps: true})
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (b *bencher) training(rep *Report, sd *weights.StateDict) error {
 	}
 	rep.Step.WallImagesPerS = float64(k*batch) / time.Since(start).Seconds()
 
-	parts, err := net.BenchParts(layers.TrainStep)
+	parts, err := net.StepParts(layers.TrainStep)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -129,7 +129,7 @@ func (b *bencher) training(rep *Report, sd *weights.StateDict) error {
 
 // parts times each part alone (those the filter selects, with their variants)
 // and attributes the step's timings to them.
-func (b *bencher) parts(rep *Report, parts []layers.BenchPart, stepTimings [][]vk.Timing) error {
+func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk.Timing) error {
 	// Where the step's commands come from: each in-step part's label run.
 	var labels []string
 	first := make([]int, len(parts))
@@ -230,7 +230,7 @@ func (b *bencher) parts(rep *Report, parts []layers.BenchPart, stepTimings [][]v
 }
 
 // timePart records p under GEMM variant v and times it.
-func (b *bencher) timePart(p layers.BenchPart, v layers.GEMMVariant) ([]time.Duration, error) {
+func (b *bencher) timePart(p layers.StepPart, v layers.GEMMVariant) ([]time.Duration, error) {
 	chosen := b.rt.Variant
 	b.rt.Variant = v
 	s, err := b.recordPart(p)
@@ -246,7 +246,7 @@ func (b *bencher) timePart(p layers.BenchPart, v layers.GEMMVariant) ([]time.Dur
 }
 
 // layerTable sums the step's time by layer, in order of first appearance.
-func layerTable(parts []layers.BenchPart, stepMS []float64, total float64) []Layer {
+func layerTable(parts []layers.StepPart, stepMS []float64, total float64) []Layer {
 	out := []Layer{}
 	at := map[string]int{}
 	for i, p := range parts {

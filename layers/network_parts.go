@@ -9,11 +9,10 @@ import (
 	"vktrain/vk"
 )
 
-// BenchPart is one piece of a network's recorded step, for benchmarks: recording
-// the parts of BenchParts in order into one stream records the same commands as
-// the step itself (so the step's per-dispatch timings can be attributed to
-// them), and each part can also be recorded alone and timed in isolation.
-type BenchPart struct {
+// StepPart is one piece of a network's step: the step is recorded as its parts
+// with InStep set, in order, so the step's per-dispatch timings can be attributed
+// to them, and each part can also be recorded alone and timed (benchmarks).
+type StepPart struct {
 	Layer string // layer path ("features.0"), or "input", "loss", "sgd", "flatten"
 	Type  string // module type ("Conv2d", "Linear", ...), or "Preprocess", "SoftmaxCrossEntropy", "SGD", "Layout", "Fill"
 	Pass  string // "forward", "backward", "backward-data", "backward-weights", "backward-bias", "backward-relu", "update", "reset", "relu-forward" (a fused ReLU alone)
@@ -37,13 +36,18 @@ type BenchPart struct {
 // Runtime is the runtime the network was laid out on.
 func (n *Network) Runtime() *Runtime { return n.rt }
 
-// BenchParts splits the step of kind (for slot 0's buffers) into parts. The
+// StepParts splits the step of kind (for slot 0's buffers) into parts. The
 // parts with InStep set, recorded in order, make up exactly that step's commands.
-func (n *Network) BenchParts(kind StepKind) ([]BenchPart, error) {
+func (n *Network) StepParts(kind StepKind) ([]StepPart, error) {
 	sl := n.slots[0]
 	if sl == nil || sl.streams[kind] == nil {
 		return nil, errors.New("network: built without that step (NetworkConfig.Train)")
 	}
+	return n.parts(sl, kind), nil
+}
+
+// parts is the step of kind for slot sl, as parts (see StepPart).
+func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 	rt, batch := n.rt, n.cfg.Batch
 	train := kind == TrainStep
 	in := n.cfg.Input
@@ -51,13 +55,13 @@ func (n *Network) BenchParts(kind StepKind) ([]BenchPart, error) {
 	if train && in.Augmented() {
 		augState = sl.states[0]
 	}
-	var parts []BenchPart
-	add := func(p BenchPart) {
+	var parts []StepPart
+	add := func(p StepPart) {
 		parts = append(parts, p)
 	}
-	add(BenchPart{Layer: "loss", Type: "Fill", Pass: "reset", Shape: "stats", InStep: true, Bytes: float64(sl.stats.Range().Size),
+	add(StepPart{Layer: "loss", Type: "Fill", Pass: "reset", Shape: "stats", InStep: true, Bytes: float64(sl.stats.Range().Size),
 		Record: func(s *vk.Stream) error { return sl.stats.RecordReset(s) }})
-	add(BenchPart{Layer: "input", Type: "Preprocess", Pass: "forward", InStep: true,
+	add(StepPart{Layer: "input", Type: "Preprocess", Pass: "forward", InStep: true,
 		Shape: fmt.Sprintf("%dx3x%dx%d u8 -> %s", batch, in.SrcH, in.SrcW, shapeText(n.input.Shape)),
 		Bytes: float64(batch*in.RecordBytes()) + 4*float64(n.input.Len()),
 		Record: func(s *vk.Stream) error {
@@ -73,17 +77,17 @@ func (n *Network) BenchParts(kind StepKind) ([]BenchPart, error) {
 		add(p)
 		if op.relu { // the fused ReLU, alone (not part of the step)
 			y := op.y
-			add(BenchPart{Layer: op.layer.Path, Type: "ReLU", Pass: "relu-forward", Shape: shapeText(y.Shape),
+			add(StepPart{Layer: op.layer.Path, Type: "ReLU", Pass: "relu-forward", Shape: shapeText(y.Shape),
 				Bytes: 8 * float64(y.Len()), Record: func(s *vk.Stream) error { return rt.ReLUForward(s, y, y) }})
 		}
 	}
-	add(BenchPart{Layer: "loss", Type: "SoftmaxCrossEntropy", Pass: "forward+backward", Shape: shapeText(n.logits.Shape), InStep: true,
+	add(StepPart{Layer: "loss", Type: "SoftmaxCrossEntropy", Pass: "forward+backward", Shape: shapeText(n.logits.Shape), InStep: true,
 		Bytes: 4 * float64(2*n.logits.Len()+batch),
 		Record: func(s *vk.Stream) error {
 			return rt.SoftmaxCrossEntropy(s, n.logits, sl.labels.Whole(), n.dlogits, sl.stats)
 		}})
 	if !train {
-		return parts, nil
+		return parts
 	}
 	for i := len(n.ops) - 1; i >= 0; i-- {
 		op := n.ops[i]
@@ -111,7 +115,7 @@ func (n *Network) BenchParts(kind StepKind) ([]BenchPart, error) {
 	if n.cfg.SGD.Momentum != 0 {
 		per = 20 // and read and write the momentum
 	}
-	add(BenchPart{Layer: "sgd", Type: "SGD", Pass: "update", Shape: fmt.Sprintf("%d tensors, %d parameters", len(sgdParams), elems),
+	add(StepPart{Layer: "sgd", Type: "SGD", Pass: "update", Shape: fmt.Sprintf("%d tensors, %d parameters", len(sgdParams), elems),
 		Bytes: per * float64(elems), Variant: true, InStep: true,
 		Record: func(s *vk.Stream) error {
 			for _, p := range sgdParams {
@@ -121,13 +125,13 @@ func (n *Network) BenchParts(kind StepKind) ([]BenchPart, error) {
 			}
 			return n.sgd.FinishStep(s)
 		}})
-	return parts, nil
+	return parts
 }
 
 // opPart describes op's pass (without Record).
-func (n *Network) opPart(op *netOp, pass string) BenchPart {
+func (n *Network) opPart(op *netOp, pass string) StepPart {
 	batch := n.cfg.Batch
-	p := BenchPart{Layer: op.layer.Path, Pass: pass, Shape: shapeText(op.x.Shape) + " -> " + shapeText(op.y.Shape)}
+	p := StepPart{Layer: op.layer.Path, Pass: pass, Shape: shapeText(op.x.Shape) + " -> " + shapeText(op.y.Shape)}
 	switch {
 	case op.conv != nil:
 		c := op.conv
@@ -151,9 +155,9 @@ func (n *Network) opPart(op *netOp, pass string) BenchPart {
 }
 
 // backwardParts splits n.backward(op) into its passes, in the same order.
-func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []BenchPart {
+func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 	rt, batch := n.rt, n.cfg.Batch
-	var out []BenchPart
+	var out []StepPart
 	add := func(pass string, flops float64, rec func(s *vk.Stream) error) {
 		p := n.opPart(op, pass)
 		p.InStep, p.Record = true, rec
