@@ -16,12 +16,12 @@ build:
 	$(GO) build -o $(BIN) ./cmd/vktrain
 
 ## demo: set up, list the Vulkan devices, then train AlexNet from scratch at 64x64 on the
-## built-in synthetic set for a few minutes (offline), evaluate it and write runs/demo
+## built-in synthetic set for about two minutes (offline), evaluate it and write runs/demo
 demo: setup build
 	$(BIN) devices
 	rm -rf runs/demo
 	$(BIN) train --data synthetic --pretrained none --init kaiming --image-size 64 --batch 8 \
-		--lr 0.01 --epochs 2 --train-limit 3000 --test-limit 500 --log-every 75 --out runs/demo
+		--lr 0.01 --epochs 1 --train-limit 3000 --test-limit 500 --log-every 75 --out runs/demo
 
 ## train: the reference experiment (downloads CIFAR-10 and torchvision's pretrained AlexNet)
 train: setup build
