@@ -66,37 +66,7 @@ func TestNetworkParityFull(t *testing.T) {
 		if _, _, err := net.LoadParams(w, true); err != nil {
 			t.Fatal(err)
 		}
-		var results []*Result
-		var logits0 []float32
-		for step := 0; step < 2; step++ {
-			rec := get(t, io, fmt.Sprintf("step%d.records", step))
-			lab := get(t, io, fmt.Sprintf("step%d.labels", step))
-			b := Batch{Records: make([]byte, len(rec.Data)), Labels: make([]uint8, len(lab.Data)), Step: uint64(step)}
-			for i, v := range rec.Data {
-				b.Records[i] = byte(v)
-			}
-			for i, v := range lab.Data {
-				b.Labels[i] = uint8(v)
-			}
-			res, err := net.Submit(TrainStep, b)
-			must(t, err)
-			if res != nil {
-				results = append(results, res)
-			}
-			if step == 0 { // wait for step 0 to read its logits before step 1 overwrites them
-				res, err := net.Flush()
-				must(t, err)
-				results = append(results, res)
-				logits0, err = net.logits.Download()
-				must(t, err)
-			}
-		}
-		last, err := net.Flush()
-		must(t, err)
-		results = append(results, last)
-		if len(results) != 2 {
-			t.Fatalf("%d results for 2 steps", len(results))
-		}
+		results, logits := runParitySteps(t, net, io)
 		t.Logf("network built and two steps run in %v", time.Since(start).Round(time.Millisecond))
 		for step, res := range results {
 			want := float64(get(t, io, fmt.Sprintf("step%d.loss", step)).Data[0])
@@ -106,10 +76,8 @@ func TestNetworkParityFull(t *testing.T) {
 			}
 			t.Logf("step%d.loss: %.7f torch %.7f, relative error %.2g", step, res.Loss, want, d/math.Abs(want))
 		}
-		compareRel(t, "step0.logits", logits0, get(t, io, "step0.logits").Data, 1e-4)
-		logits, err := net.logits.Download()
-		must(t, err)
-		compareRel(t, "step1.logits", logits, get(t, io, "step1.logits").Data, 1e-4)
+		compareRel(t, "step0.logits", logits[0], get(t, io, "step0.logits").Data, 1e-4)
+		compareRel(t, "step1.logits", logits[1], get(t, io, "step1.logits").Data, 1e-4)
 		grads, err := net.Grads()
 		must(t, err)
 		params, err := net.Params()

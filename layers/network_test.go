@@ -64,29 +64,7 @@ func TestNetworkParity(t *testing.T) {
 		if _, _, err := net.LoadParams(w, true); err != nil {
 			t.Fatal(err)
 		}
-		var results []*Result
-		for step := 0; step < 2; step++ {
-			rec := get(t, io, fmt.Sprintf("step%d.records", step))
-			lab := get(t, io, fmt.Sprintf("step%d.labels", step))
-			b := Batch{Records: make([]byte, len(rec.Data)), Labels: make([]uint8, len(lab.Data)), Step: uint64(step)}
-			for i, v := range rec.Data {
-				b.Records[i] = byte(v)
-			}
-			for i, v := range lab.Data {
-				b.Labels[i] = uint8(v)
-			}
-			res, err := net.Submit(TrainStep, b)
-			must(t, err)
-			if res != nil {
-				results = append(results, res)
-			}
-		}
-		last, err := net.Flush()
-		must(t, err)
-		results = append(results, last)
-		if len(results) != 2 {
-			t.Fatalf("%d results for 2 steps", len(results))
-		}
+		results, logits := runParitySteps(t, net, io)
 		for step, res := range results {
 			want := float64(get(t, io, fmt.Sprintf("step%d.loss", step)).Data[0])
 			if d := math.Abs(res.Loss - want); d > 1e-4*math.Abs(want) {
@@ -94,9 +72,8 @@ func TestNetworkParity(t *testing.T) {
 			}
 			t.Logf("step %d loss %.6f torch %.6f", step, res.Loss, want)
 		}
-		logits, err := net.logits.Download()
-		must(t, err)
-		compareRel(t, "step1.logits", logits, get(t, io, "step1.logits").Data, 1e-4)
+		compareRel(t, "step0.logits", logits[0], get(t, io, "step0.logits").Data, 1e-4)
+		compareRel(t, "step1.logits", logits[1], get(t, io, "step1.logits").Data, 1e-4)
 		grads, err := net.Grads()
 		must(t, err)
 		params, err := net.Params()
@@ -108,6 +85,39 @@ func TestNetworkParity(t *testing.T) {
 			compareRel(t, "after."+name, p.Data, get(t, io, "after."+name).Data, 1e-4)
 		}
 	})
+}
+
+// runParitySteps runs the two training steps of a parity fixture (records and
+// labels named step0.* and step1.*), waiting after each so that each step's
+// logits can be read, and returns the steps' results and logits.
+func runParitySteps(t testing.TB, net *Network, io *weights.StateDict) ([]*Result, [][]float32) {
+	t.Helper()
+	var results []*Result
+	var logits [][]float32
+	for step := 0; step < 2; step++ {
+		rec := get(t, io, fmt.Sprintf("step%d.records", step))
+		lab := get(t, io, fmt.Sprintf("step%d.labels", step))
+		b := Batch{Records: make([]byte, len(rec.Data)), Labels: make([]uint8, len(lab.Data)), Step: uint64(step)}
+		for i, v := range rec.Data {
+			b.Records[i] = byte(v)
+		}
+		for i, v := range lab.Data {
+			b.Labels[i] = uint8(v)
+		}
+		if _, err := net.Submit(TrainStep, b); err != nil {
+			t.Fatal(err)
+		}
+		res, err := net.Flush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.logits.Download()
+		if err != nil {
+			t.Fatal(err)
+		}
+		results, logits = append(results, res), append(logits, l)
+	}
+	return results, logits
 }
 
 func get(t testing.TB, sd *weights.StateDict, name string) *weights.Tensor {
