@@ -69,6 +69,7 @@ type Network struct {
 	slots   [2]*slot
 	next    int   // the slot the next submission uses
 	pending []int // submitted slots in order
+	last    *slot // the slot whose step finished last
 	freed   []interface{ Free() }
 }
 
@@ -509,6 +510,7 @@ func (n *Network) finish() (*Result, error) {
 	if err := sl.streams[sl.kind].Wait(); err != nil {
 		return nil, err
 	}
+	n.last = sl
 	t, err := sl.stats.Read()
 	if err != nil {
 		return nil, err
@@ -524,17 +526,13 @@ func (n *Network) finish() (*Result, error) {
 	return res, nil
 }
 
-// Timings returns the GPU time of each command of the last step of kind, in
-// recording order.
-func (n *Network) Timings(kind StepKind) []vk.Timing {
-	for _, sl := range n.slots {
-		if s := sl.streams[kind]; s != nil {
-			if t := s.Timings(nil); len(t) > 0 {
-				return t
-			}
-		}
+// Timings returns the GPU time of each command of the last finished step, in
+// recording order, with its kind (nil before any step has finished).
+func (n *Network) Timings() (StepKind, []vk.Timing) {
+	if n.last == nil {
+		return 0, nil
 	}
-	return nil
+	return n.last.kind, n.last.streams[n.last.kind].Timings(nil)
 }
 
 // ParamSpecs lists the parameters in state_dict order with their shapes.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -46,8 +47,8 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.Device = df.device
 	opts := train.Options{Log: e.log, Out: e.stdout, Validate: df.validate}
-	if !*quiet {
-		opts.Progress = e.stderr
+	if !*quiet && isTerminal(e.stderr) {
+		opts.Progress = e.stderr // a bar redrawn in place: only where a terminal shows it
 	}
 	switch {
 	case *resume != "":
@@ -80,4 +81,14 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  %s\n", f)
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
