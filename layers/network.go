@@ -433,27 +433,20 @@ func (n *Network) Classes() int { return n.classes }
 // Config is the network's configuration.
 func (n *Network) Config() NetworkConfig { return n.cfg }
 
-// Submit writes b into the free slot and submits kind's step. It first waits for
-// the older of two outstanding submissions and returns its result (nil while
-// fewer than two are outstanding): results come back one step late, and the
-// host prepares a batch while the device computes the previous one.
+// Submit writes b into the free slot while the device may still run the other
+// slot's step, then waits for that step, reads its result and submits this one:
+// the result of a step comes back from the next Submit (or Flush), one step late,
+// and the host prepares each batch while the device computes the previous one.
 func (n *Network) Submit(kind StepKind, b Batch) (*Result, error) {
 	sl := n.slots[n.next]
 	if sl.streams[kind] == nil {
 		return nil, errors.New("network: built without the training step (NetworkConfig.Train)")
 	}
-	var done *Result
-	if len(n.pending) == 2 {
-		var err error
-		if done, err = n.finish(); err != nil {
-			return nil, err
-		}
-	}
 	if err := n.fill(sl, kind, b); err != nil {
 		return nil, err
 	}
-	// The other slot's step may still run: this one waits for it in the queue.
-	if len(n.pending) == 1 {
+	var done *Result
+	if len(n.pending) > 0 {
 		var err error
 		if done, err = n.finish(); err != nil {
 			return nil, err
