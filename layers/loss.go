@@ -81,14 +81,14 @@ func (r *Runtime) NewLossStats(name string, maxBatch int) (*LossStats, error) {
 	}
 	l := &LossStats{Name: name, MaxBatch: maxBatch}
 	var err error
-	if l.stats, err = r.Dev.NewBuffer(4*LossStatsWords, name); err != nil {
+	if l.stats, err = r.Dev.NewHostBuffer(4*LossStatsWords, name); err != nil {
 		return nil, err
 	}
-	if l.losses, err = r.Dev.NewBuffer(int64(4*maxBatch), name+".losses"); err != nil {
+	if l.losses, err = r.Dev.NewHostBuffer(int64(4*maxBatch), name+".losses"); err != nil {
 		l.Free()
 		return nil, err
 	}
-	if l.pred, err = r.Dev.NewBuffer(int64(4*maxBatch), name+".predicted"); err != nil {
+	if l.pred, err = r.Dev.NewHostBuffer(int64(4*maxBatch), name+".predicted"); err != nil {
 		l.Free()
 		return nil, err
 	}

@@ -309,7 +309,7 @@ func (n *Network) newSlot(i, drops int) (*slot, error) {
 		return nil, err
 	}
 	n.freed = append(n.freed, sl.records)
-	if sl.labels, err = rt.Dev.NewBuffer(int64(4*n.cfg.Batch), fmt.Sprintf("labels.%d", i)); err != nil {
+	if sl.labels, err = rt.Dev.NewHostBuffer(int64(4*n.cfg.Batch), fmt.Sprintf("labels.%d", i)); err != nil {
 		return nil, err
 	}
 	n.freed = append(n.freed, sl.labels)

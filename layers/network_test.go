@@ -7,6 +7,7 @@ import (
 
 	"vktrain/layers/nn"
 	"vktrain/train/weights"
+	"vktrain/vk"
 )
 
 // narrowAlexNet is the model of testdata/gen_parity.py: torchvision's AlexNet
@@ -48,12 +49,19 @@ func imageNetInput(resize, crop int) PreprocessParams {
 // Bounds: logits and loss 1e-4 relative to the largest magnitude of the tensor;
 // gradients 1e-3 of the tensor's largest magnitude (float32 sums over batch and
 // pixels in a different order); parameters after the steps 1e-4 relative.
-func TestNetworkParity(t *testing.T) {
+func TestNetworkParity(t *testing.T) { testNetworkParity(t, vk.Options{}) }
+
+// TestNetworkParityStaged is TestNetworkParity with device memory the host cannot
+// map (as on discrete GPUs): tensors go through staging copies, the per-step
+// buffers are host buffers.
+func TestNetworkParityStaged(t *testing.T) { testNetworkParity(t, vk.Options{ForceStaging: true}) }
+
+func testNetworkParity(t *testing.T, o vk.Options) {
 	w, err := weights.ReadPTH("testdata/parity_small_weights.pth")
 	must(t, err)
 	io, err := weights.ReadPTH("testdata/parity_small_io.pth")
 	must(t, err)
-	r := openRuntime(t)
+	r := openRuntimeWith(t, o)
 	variants(t, r, func(t *testing.T) {
 		net, err := NewNetwork(r, narrowAlexNet(t), NetworkConfig{
 			Batch: 4, Input: imageNetInput(64, 64), Train: true,

@@ -55,7 +55,8 @@ func CenterCropOffset(size, crop int) int {
 	return int(math.RoundToEven(float64(size-crop) / 2))
 }
 
-// NewRecordBuffer allocates a device buffer for n records of p's size.
+// NewRecordBuffer allocates a host buffer (mapped, written every step) for n
+// records of p's size.
 func (r *Runtime) NewRecordBuffer(name string, p PreprocessParams, n int) (*vk.Buffer, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -63,7 +64,7 @@ func (r *Runtime) NewRecordBuffer(name string, p PreprocessParams, n int) (*vk.B
 	if n < 1 {
 		return nil, fmt.Errorf("record buffer %q: %d records", name, n)
 	}
-	return r.Dev.NewBuffer(int64(n)*int64(p.RecordBytes()), name)
+	return r.Dev.NewHostBuffer(int64(n)*int64(p.RecordBytes()), name)
 }
 
 // PackRecords packs record bytes four to a uint32 word, little-endian (byte k

@@ -69,7 +69,7 @@ func (r *Runtime) NewSGDParams(name string, cfg SGDConfig) (*SGDParams, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := r.Dev.NewBuffer(4*SGDWords, name)
+	b, err := r.Dev.NewHostBuffer(4*SGDWords, name)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ const (
 
 // NewStepState allocates a step state with every word zero (step 0, seed 0).
 func (r *Runtime) NewStepState(name string) (*StepState, error) {
-	b, err := r.Dev.NewBuffer(4*StateWords, name)
+	b, err := r.Dev.NewHostBuffer(4*StateWords, name)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,14 @@ import (
 // validation) on; any validation message fails the test.
 func openRuntime(t testing.TB) *Runtime {
 	t.Helper()
-	dev, err := vk.Open(vk.Options{Validate: true, PipelineCacheDir: t.TempDir()})
+	return openRuntimeWith(t, vk.Options{})
+}
+
+// openRuntimeWith is openRuntime with more device options (validation is on).
+func openRuntimeWith(t testing.TB, o vk.Options) *Runtime {
+	t.Helper()
+	o.Validate, o.PipelineCacheDir = true, t.TempDir()
+	dev, err := vk.Open(o)
 	if err != nil {
 		t.Fatalf("vk.Open: %v", err)
 	}

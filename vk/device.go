@@ -86,7 +86,8 @@ type Device struct {
 	hasMsgr   bool
 	chain     unsafe.Pointer
 	cache     *pipelineCache
-	mem       *allocator
+	mem       *allocator // device buffers
+	hostMem   *allocator // host buffers (NewHostBuffer)
 	kernels   map[*Kernel]struct{}
 	streams   map[*Stream]struct{}
 	present   map[*Presenter]struct{}
@@ -376,8 +377,9 @@ func (d *Device) init(opts Options) error {
 		return err
 	}
 	d.cmdPool = pool
-	d.mem = newAllocator(d)
+	d.mem = newAllocator(d, false)
 	d.mem.staging = opts.ForceStaging
+	d.hostMem = newAllocator(d, true)
 	d.cache, err = openPipelineCache(d, opts.PipelineCacheDir)
 	return err
 }
@@ -465,8 +467,10 @@ func (d *Device) Close() error {
 		for k := range d.kernels {
 			k.Close()
 		}
-		if d.mem != nil {
-			d.mem.destroy()
+		for _, a := range []*allocator{d.mem, d.hostMem} {
+			if a != nil {
+				a.destroy()
+			}
 		}
 		if d.cmdPool != vk.NullCommandPool {
 			vk.DestroyCommandPool(d.device, d.cmdPool, nil)

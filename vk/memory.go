@@ -9,9 +9,12 @@ import (
 	vk "github.com/vulkan-go/vulkan"
 )
 
-// blockSize is the size of the shared memory blocks that small buffers are
-// suballocated from; larger buffers get a block of their own.
-const blockSize = 64 << 20
+// Sizes of the shared memory blocks that small buffers are suballocated from, for
+// device buffers and for host buffers; larger buffers get a block of their own.
+const (
+	blockSize     = 64 << 20
+	hostBlockSize = 4 << 20
+)
 
 // bufferUsage is the usage of every buffer: any buffer can be a storage buffer, a
 // read-only texel buffer and a copy source or destination.
@@ -70,6 +73,7 @@ func (b *block) release(off, size uint64) {
 // allocator suballocates buffers from large blocks of one memory type.
 type allocator struct {
 	dev       *Device
+	blockSize uint64
 	typeIndex uint32
 	hostMap   bool // the memory type is host-visible and coherent: map directly
 	align     uint64
@@ -79,19 +83,28 @@ type allocator struct {
 	staging   bool // force staging copies (tests)
 }
 
-func newAllocator(d *Device) *allocator {
-	a := &allocator{dev: d, buffers: map[*Buffer]struct{}{}}
+// newAllocator chooses the memory type for device buffers (host false): device-
+// local, preferably also host-visible and coherent (lavapipe, integrated GPUs,
+// resizable BAR) so that no staging copy is needed; or for host buffers (host
+// true): host-visible and coherent, preferably device-local.
+func newAllocator(d *Device, host bool) *allocator {
+	a := &allocator{dev: d, buffers: map[*Buffer]struct{}{}, blockSize: blockSize}
+	if host {
+		a.blockSize = hostBlockSize
+	}
 	a.align = max(256, d.Info.MinStorageBufferAlign, d.Info.MinTexelBufferAlign)
-	// Prefer device-local memory that is also host-visible and coherent (lavapipe,
-	// integrated GPUs, resizable BAR): no staging copy needed.
 	best, bestScore := 0, -1
 	for i, t := range d.Info.MemoryTypes {
-		score := 0
-		if t.DeviceLocal {
-			score += 4
-		}
+		visible, local := 0, 0
 		if t.HostVisible && t.HostCoherent {
-			score += 2
+			visible = 1
+		}
+		if t.DeviceLocal {
+			local = 1
+		}
+		score := 4*local + 2*visible
+		if host {
+			score = 4*visible + 2*local
 		}
 		if score > bestScore {
 			best, bestScore = i, score
@@ -153,7 +166,7 @@ func (a *allocator) place(size uint64) (*block, uint64, error) {
 			return b, off, nil
 		}
 	}
-	b, err := a.newBlock(max(size, blockSize))
+	b, err := a.newBlock(max(size, a.blockSize))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -175,6 +188,7 @@ func (a *allocator) destroy() {
 // VkBuffer. Its size is rounded up to 16 bytes so it can be read as RGBA32F texels.
 type Buffer struct {
 	dev    *Device
+	a      *allocator // the allocator it came from
 	blk    *block
 	offset uint64 // in the block
 	size   uint64 // requested size
@@ -213,9 +227,23 @@ func (f TexelFormat) bytes() uint64 {
 	return 16
 }
 
-// NewBuffer allocates a buffer of size bytes. The name labels it in validation
-// messages and errors.
+// NewBuffer allocates a buffer of size bytes in device memory. The name labels it
+// in validation messages and errors.
 func (d *Device) NewBuffer(size int64, name string) (*Buffer, error) {
+	return d.newBuffer(d.mem, size, name)
+}
+
+// NewHostBuffer allocates a buffer of size bytes in host-visible memory, mapped
+// (Mapped is never nil), which kernels read and write directly: for the small
+// data the host changes every step (labels, step counters, optimizer settings,
+// loss statistics, input records), where a staging copy would cost more than
+// the device's slower access to it. On unified-memory devices it is the same
+// memory as NewBuffer's.
+func (d *Device) NewHostBuffer(size int64, name string) (*Buffer, error) {
+	return d.newBuffer(d.hostMem, size, name)
+}
+
+func (d *Device) newBuffer(a *allocator, size int64, name string) (*Buffer, error) {
 	if d.closed {
 		return nil, errors.New("vk: device is closed")
 	}
@@ -223,11 +251,11 @@ func (d *Device) NewBuffer(size int64, name string) (*Buffer, error) {
 		return nil, fmt.Errorf("buffer %q: size %d must be positive", name, size)
 	}
 	rounded := (uint64(size) + 15) &^ 15
-	blk, off, err := d.mem.place(rounded)
+	blk, off, err := a.place(rounded)
 	if err != nil {
 		return nil, fmt.Errorf("buffer %q: %w", name, err)
 	}
-	b := &Buffer{dev: d, blk: blk, offset: off, size: uint64(size), alloc: rounded, name: name}
+	b := &Buffer{dev: d, a: a, blk: blk, offset: off, size: uint64(size), alloc: rounded, name: name}
 	info := vk.BufferCreateInfo{
 		SType:       vk.StructureTypeBufferCreateInfo,
 		Size:        vk.DeviceSize(rounded),
@@ -238,17 +266,17 @@ func (d *Device) NewBuffer(size int64, name string) (*Buffer, error) {
 	r := vk.CreateBuffer(d.device, &info, nil, &h)
 	info.Free()
 	if err := check("vkCreateBuffer", r); err != nil {
-		d.mem.releaseSpace(blk, off, rounded)
+		a.releaseSpace(blk, off, rounded)
 		return nil, fmt.Errorf("buffer %q: %w", name, err)
 	}
 	b.buf = h
 	if err := check("vkBindBufferMemory", vk.BindBufferMemory(d.device, h, blk.mem, vk.DeviceSize(off))); err != nil {
 		vk.DestroyBuffer(d.device, h, nil)
-		d.mem.releaseSpace(blk, off, rounded)
+		a.releaseSpace(blk, off, rounded)
 		return nil, fmt.Errorf("buffer %q: %w", name, err)
 	}
 	d.setName(vk.ObjectTypeBuffer, handleBits(h), name)
-	d.mem.buffers[b] = struct{}{}
+	a.buffers[b] = struct{}{}
 	return b, nil
 }
 
@@ -271,8 +299,8 @@ func (b *Buffer) Free() {
 		return
 	}
 	b.destroyHandles()
-	delete(b.dev.mem.buffers, b)
-	b.dev.mem.releaseSpace(b.blk, b.offset, b.alloc)
+	delete(b.a.buffers, b)
+	b.a.releaseSpace(b.blk, b.offset, b.alloc)
 	b.blk = nil
 }
 
@@ -326,7 +354,7 @@ func (b *Buffer) texelView(off, size uint64, format TexelFormat) (vk.BufferView,
 // directly (unified memory), or nil when copies go through a staging buffer. The
 // slice must not be used while the GPU writes the buffer, nor after Free.
 func (b *Buffer) Mapped() []byte {
-	if b.blk == nil || b.blk.mapped == nil || b.dev.mem.staging {
+	if b.blk == nil || b.blk.mapped == nil || b.a.staging {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Add(b.blk.mapped, b.offset)), b.size)

@@ -66,7 +66,7 @@ func (d *Device) stagedCopy(b *Buffer, off uint64, data []byte, toDevice bool) e
 		return err
 	}
 	defer s.Close()
-	staging := &Buffer{dev: d, buf: sb, size: size, alloc: size, name: "staging", blk: &block{id: -1}}
+	staging := &Buffer{dev: d, a: d.hostMem, buf: sb, size: size, alloc: size, name: "staging", blk: &block{id: -1}}
 	if toDevice {
 		err = s.Copy(b.Slice(int64(off), int64(len(data))), staging.Slice(0, int64(len(data))))
 	} else {

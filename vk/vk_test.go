@@ -458,3 +458,31 @@ func TestResultError(t *testing.T) {
 		t.Fatal("VK_SUCCESS is an error")
 	}
 }
+
+// TestHostBuffer: host buffers stay mapped where device buffers need staging
+// copies, and kernels read and write them directly.
+func TestHostBuffer(t *testing.T) {
+	d := openTest(t, func(o *Options) { o.ForceStaging = true })
+	saxpy := kernel(t, d, "saxpy")
+	n := 100
+	x, err := d.NewHostBuffer(int64(4*n), "x")
+	must(t, err)
+	y := newBufferWith(t, d, "y", make([]float32, n))
+	if x.Mapped() == nil || y.Mapped() != nil {
+		t.Fatalf("host buffer mapped: %v, device buffer mapped under ForceStaging: %v", x.Mapped() != nil, y.Mapped() != nil)
+	}
+	ones := make([]float32, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	must(t, x.WriteFloat32(0, ones))
+	s, _ := d.NewStream("host", StreamOptions{})
+	must(t, s.Dispatch(saxpy, groups(n, 64), push(n, float32(3)), x.Whole(), y.Whole()))
+	for i := 0; i < 2; i++ {
+		must(t, s.Run())
+	}
+	if got := read(t, y, n); got[0] != 6 || got[n-1] != 6 {
+		t.Fatalf("y = %v .. %v, want 6", got[0], got[n-1])
+	}
+	x.Free()
+}
