@@ -2,10 +2,15 @@
 //
 // Usage:
 //
-//	vktrain devices            list Vulkan devices and which one is chosen
-//	vktrain smoke              run a few kernels on the chosen device and check them
-//	vktrain summary            print the model as PyTorch does, then its layers, parameters and FLOPs
-//	vktrain plot RUN_DIR...    redraw a run's figures from metrics.jsonl
+//	vktrain devices                 list Vulkan devices and which one is chosen
+//	vktrain smoke                   run a few kernels on the chosen device and check them
+//	vktrain summary                 AlexNet as PyTorch prints it, with shapes, parameters and FLOPs
+//	vktrain train [flags]           train AlexNet on CIFAR-10 (the reference recipe by default)
+//	vktrain eval --checkpoint RUN   test accuracy of a run, overall and per class
+//	vktrain predict --checkpoint RUN IMAGE...   top-5 classes of PNG or JPEG images
+//	vktrain export --checkpoint RUN --out FILE  the trained parameters as safetensors
+//	vktrain plot RUN_DIR...         redraw a run's figures; compare runs
+//	vktrain bench [flags]           benchmark every kernel, the step and inference
 //
 // Every command takes --device (index or name substring; default $VKTRAIN_DEVICE or
 // the best device) and --validate (the Khronos validation layer; also VKTRAIN_VALIDATE=1).
