@@ -1,8 +1,6 @@
 package layers
 
 import (
-	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,39 +53,5 @@ func TestNetworkParityFull(t *testing.T) {
 	must(t, err)
 	t.Logf("fixtures read in %v", time.Since(start).Round(time.Millisecond))
 	r := openRuntime(t)
-	variants(t, r, func(t *testing.T) {
-		start := time.Now()
-		net, err := NewNetwork(r, fullAlexNet(t), NetworkConfig{
-			Batch: 4, Input: imageNetInput(256, 224), Train: true,
-			SGD: SGDConfig{LR: 0.001, Momentum: 0.9},
-		})
-		must(t, err)
-		defer net.Close()
-		if _, _, err := net.LoadParams(w, true); err != nil {
-			t.Fatal(err)
-		}
-		results, logits := runParitySteps(t, net, io)
-		t.Logf("network built and two steps run in %v", time.Since(start).Round(time.Millisecond))
-		for step, res := range results {
-			want := float64(get(t, io, fmt.Sprintf("step%d.loss", step)).Data[0])
-			d := math.Abs(res.Loss - want)
-			if !(d <= 1e-4*math.Abs(want)) {
-				t.Errorf("step %d loss %v, torch %v", step, res.Loss, want)
-			}
-			t.Logf("step%d.loss: %.7f torch %.7f, relative error %.2g", step, res.Loss, want, d/math.Abs(want))
-		}
-		compareRel(t, "step0.logits", logits[0], get(t, io, "step0.logits").Data, 1e-4)
-		compareRel(t, "step1.logits", logits[1], get(t, io, "step1.logits").Data, 1e-4)
-		grads, err := net.Grads()
-		must(t, err)
-		params, err := net.Params()
-		must(t, err)
-		for _, name := range params.Names {
-			p, _ := params.Get(name)
-			after := get(t, io, "after."+name).Data
-			compareRel(t, "after."+name, p.Data, after, 1e-4)
-			g, _ := grads.Get(name)
-			compareRel(t, "grad."+name, g.Data, get(t, io, "grad."+name).Data, 1e-3)
-		}
-	})
+	variants(t, r, func(t *testing.T) { checkParity(t, r, fullAlexNet(t), imageNetInput(256, 224), w, io) })
 }

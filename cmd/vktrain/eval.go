@@ -42,6 +42,23 @@ func checkpointArg(flagValue string, pos []string) (string, []string, error) {
 	return pos[0], pos[1:], nil
 }
 
+// checkpointOnly parses fs's flags among args and returns the checkpoint path
+// (--checkpoint, or else the one positional argument); other arguments are an error.
+func checkpointOnly(fs *flag.FlagSet, args []string, ckpt *string) (string, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return "", err
+	}
+	path, pos, err := checkpointArg(*ckpt, pos)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) > 0 {
+		return "", fmt.Errorf("unexpected arguments %q", pos)
+	}
+	return path, nil
+}
+
 // runEval evaluates a run's checkpoint on the whole test set and prints the
 // accuracies as the reference prints them.
 func runEval(ctx context.Context, e *env, args []string) error {
@@ -54,16 +71,9 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	quiet := fs.Bool("quiet", false, "no download progress")
 	var df deviceFlags
 	df.register(fs)
-	pos, err := parseInterleaved(fs, args)
+	path, err := checkpointOnly(fs, args, ckpt)
 	if err != nil {
 		return err
-	}
-	path, pos, err := checkpointArg(*ckpt, pos)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected arguments %q", pos)
 	}
 	if *batch < 0 || *testLimit < 0 {
 		return fmt.Errorf("--batch %d, --test-limit %d: must not be negative", *batch, *testLimit)

@@ -14,16 +14,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("export", e)
 	ckpt := fs.String("checkpoint", "", "run directory (config.json and checkpoint.safetensors) or checkpoint file; also the first argument")
 	out := fs.String("out", "", "the safetensors file to write (default: model.safetensors in the run directory)")
-	pos, err := parseInterleaved(fs, args)
+	path, err := checkpointOnly(fs, args, ckpt)
 	if err != nil {
 		return err
-	}
-	path, pos, err := checkpointArg(*ckpt, pos)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected arguments %q", pos)
 	}
 	cfg, ck, err := train.LoadRun(path)
 	if err != nil {

@@ -146,31 +146,13 @@ func (run *Run) add(line []byte, logger *slog.Logger) error {
 		if err := json.Unmarshal(line, &s); err != nil {
 			return fmt.Errorf("%w: step: %w", ErrMalformed, err)
 		}
-		if n := len(run.Steps); n > 0 && s.Step <= run.Steps[n-1].Step {
-			i := 0
-			for i < n && run.Steps[i].Step < s.Step {
-				i++
-			}
-			logger.Info("metrics: step numbers restart; dropping later steps",
-				slog.String("run", run.Name), slog.Int("step", s.Step), slog.Int("dropped", n-i))
-			run.Steps = run.Steps[:i]
-		}
-		run.Steps = append(run.Steps, s)
+		run.Steps = appendRestarting(run.Steps, s, func(x Step) int { return x.Step }, "step", run.Name, logger)
 	case KindEpoch:
 		var e Epoch
 		if err := json.Unmarshal(line, &e); err != nil {
 			return fmt.Errorf("%w: epoch: %w", ErrMalformed, err)
 		}
-		if n := len(run.Epochs); n > 0 && e.Epoch <= run.Epochs[n-1].Epoch {
-			i := 0
-			for i < n && run.Epochs[i].Epoch < e.Epoch {
-				i++
-			}
-			logger.Info("metrics: epoch numbers restart; dropping later epochs",
-				slog.String("run", run.Name), slog.Int("epoch", e.Epoch), slog.Int("dropped", n-i))
-			run.Epochs = run.Epochs[:i]
-		}
-		run.Epochs = append(run.Epochs, e)
+		run.Epochs = appendRestarting(run.Epochs, e, func(x Epoch) int { return x.Epoch }, "epoch", run.Name, logger)
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownKind, *head.Kind)
 	}
@@ -232,4 +214,21 @@ func (run *Run) Epoch(n int) (e *Epoch, ok bool) {
 		}
 	}
 	return nil, false
+}
+
+// appendRestarting appends rec to recs. A record numbered (by num) no higher than
+// the last one means the run was resumed from an earlier point: the records from
+// that number on are dropped first, so the later ones replace them.
+func appendRestarting[T any](recs []T, rec T, num func(T) int, what, run string, logger *slog.Logger) []T {
+	k := num(rec)
+	if n := len(recs); n > 0 && k <= num(recs[n-1]) {
+		i := 0
+		for i < n && num(recs[i]) < k {
+			i++
+		}
+		logger.Info("metrics: "+what+" numbers restart; dropping later "+what+"s",
+			slog.String("run", run), slog.Int(what, k), slog.Int("dropped", n-i))
+		recs = recs[:i]
+	}
+	return append(recs, rec)
 }
