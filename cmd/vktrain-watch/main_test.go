@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"vktrain/viz/watch/xvfbtest"
 )
 
 // childEnv makes the test binary act as vktrain-watch (on the main thread, as
@@ -98,56 +100,6 @@ func TestOnceWritesPNG(t *testing.T) {
 	}
 }
 
-// stopXvfb ends Xvfb with SIGTERM, so that it removes its lock file and
-// socket, and kills it if it lingers.
-func stopXvfb(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// startXvfb starts Xvfb on a free display (killed at the end) or skips.
-func startXvfb(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Skip("Xvfb not installed (apt-get install xvfb, or run .ci/setup.sh): skipping the window test")
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cmd := exec.Command(bin, "-displayfd", "3", "-screen", "0", "1024x768x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting Xvfb: %v", err)
-	}
-	w.Close()
-	t.Cleanup(func() { stopXvfb(cmd) })
-	got := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(r).ReadString('\n')
-		got <- strings.TrimSpace(line)
-	}()
-	select {
-	case n := <-got:
-		if n == "" {
-			t.Fatal("Xvfb reported no display")
-		}
-		return ":" + n
-	case <-time.After(10 * time.Second):
-		t.Fatal("Xvfb did not start in 10 s")
-	}
-	return ""
-}
-
 func child(display string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", childArgs+"="+strings.Join(args, "\n"), "DISPLAY="+display)
@@ -156,7 +108,7 @@ func child(display string, args ...string) *exec.Cmd {
 
 // TestFramesFlag runs vktrain-watch --validate --frames 1 in a window.
 func TestFramesFlag(t *testing.T) {
-	display := startXvfb(t)
+	display := xvfbtest.Start(t)
 	cmd := child(display, "--validate", "--frames", "1", fixtureRun(t))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -171,7 +123,7 @@ func TestFramesFlag(t *testing.T) {
 
 // TestInterruptClosesCleanly stops a running window with SIGINT.
 func TestInterruptClosesCleanly(t *testing.T) {
-	display := startXvfb(t)
+	display := xvfbtest.Start(t)
 	cmd := child(display, "-v", "--validate", fixtureRun(t))
 	var out strings.Builder
 	cmd.Stdout = &out

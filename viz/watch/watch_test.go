@@ -14,11 +14,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"vktrain/train/metrics"
+	"vktrain/viz/watch/xvfbtest"
 )
 
 // The window tests run the window loop in a child process (this test binary
@@ -117,60 +117,6 @@ func child() int {
 		return 1
 	}
 	return 0
-}
-
-// stopXvfb ends Xvfb with SIGTERM, so that it removes its lock file and
-// socket, and kills it if it lingers.
-func stopXvfb(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// startXvfb starts a virtual X server on a free display and returns its name
-// (":N"); it is killed when the test ends. The test is skipped without Xvfb.
-func startXvfb(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Skip("Xvfb not installed (apt-get install xvfb, or run .ci/setup.sh): skipping the window test")
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	// -displayfd makes Xvfb pick a free display and write its number to fd 3.
-	cmd := exec.Command(bin, "-displayfd", "3", "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-br")
-	cmd.ExtraFiles = []*os.File{w}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting Xvfb: %v", err)
-	}
-	w.Close()
-	t.Cleanup(func() { stopXvfb(cmd) })
-	got := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(r).ReadString('\n')
-		got <- strings.TrimSpace(line)
-	}()
-	select {
-	case n := <-got:
-		if n == "" {
-			t.Fatalf("Xvfb reported no display: %s", stderr.String())
-		}
-		return ":" + n
-	case <-time.After(10 * time.Second):
-		t.Fatalf("Xvfb did not start in 10 s: %s", stderr.String())
-	}
-	return ""
 }
 
 // screenshot dumps the X screen with xwd.
@@ -422,7 +368,7 @@ func checkShown(t *testing.T, display string, f event) (*image.RGBA, *image.RGBA
 // epoch to metrics.jsonl redraws them, that a resize recreates the swapchain,
 // and that closing is clean (no validation messages, exit status 0).
 func TestWindowShowsFiguresAndRedraws(t *testing.T) {
-	display := startXvfb(t)
+	display := xvfbtest.Start(t)
 	runDir := t.TempDir()
 	path := filepath.Join(runDir, metrics.FileName)
 	writeEpoch(t, path, 1, true)
@@ -475,7 +421,7 @@ func TestWindowShowsFiguresAndRedraws(t *testing.T) {
 // TestWindowWaitsForMetrics starts on a run directory without metrics.jsonl:
 // the window says it is waiting, then shows the figures once the file appears.
 func TestWindowWaitsForMetrics(t *testing.T) {
-	display := startXvfb(t)
+	display := xvfbtest.Start(t)
 	runDir := t.TempDir()
 	w := startWatcher(t, display, runDir, 0)
 	f1 := w.next("first frame", 20*time.Second, func(e event) bool { return e.N >= 1 })
@@ -511,7 +457,7 @@ func TestWindowWaitsForMetrics(t *testing.T) {
 // TestWindowStopsAfterFrames checks Options.Frames: the loop ends by itself,
 // cleanly, after that many frames.
 func TestWindowStopsAfterFrames(t *testing.T) {
-	display := startXvfb(t)
+	display := xvfbtest.Start(t)
 	runDir := t.TempDir()
 	writeEpoch(t, filepath.Join(runDir, metrics.FileName), 1, true)
 	w := startWatcher(t, display, runDir, 1)
