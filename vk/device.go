@@ -272,6 +272,11 @@ func describe(l loader, inst vk.Instance, p vk.PhysicalDevice, index int) Device
 // ListDevices enumerates the Vulkan devices and says which one Open would choose
 // for the given selector (see Options.Device) and why.
 func ListDevices(selector string) (devs []DeviceInfo, chosen int, reason string, err error) {
+	withoutGC(func() { devs, chosen, reason, err = listDevices(selector) })
+	return
+}
+
+func listDevices(selector string) (devs []DeviceInfo, chosen int, reason string, err error) {
 	h, err := createInstance(false, nil)
 	if err != nil {
 		return nil, -1, "", err
@@ -287,6 +292,13 @@ func ListDevices(selector string) (devs []DeviceInfo, chosen int, reason string,
 // Open creates the instance, chooses a physical device and opens it with one
 // compute queue. Close releases everything.
 func Open(opts Options) (*Device, error) {
+	var r *Device
+	var err error
+	withoutGC(func() { r, err = open(opts) })
+	return r, err
+}
+
+func open(opts Options) (*Device, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -448,6 +460,12 @@ func (d *Device) WaitIdle() error {
 // the Device created, in reverse order. Buffers, kernels and streams still open are
 // released too; their later use is an error. Close is idempotent.
 func (d *Device) Close() error {
+	var err error
+	withoutGC(func() { err = d.close() })
+	return err
+}
+
+func (d *Device) close() error {
 	if d.closed {
 		return nil
 	}

@@ -40,6 +40,13 @@ func (k *Kernel) Reflection() *Reflection { return k.refl }
 
 // NewKernel builds a compute pipeline from SPIR-V through the device's pipeline cache.
 func (d *Device) NewKernel(spec KernelSpec) (*Kernel, error) {
+	var r *Kernel
+	var err error
+	withoutGC(func() { r, err = d.newKernel(spec) })
+	return r, err
+}
+
+func (d *Device) newKernel(spec KernelSpec) (*Kernel, error) {
 	if d.closed {
 		return nil, errors.New("vk: device is closed")
 	}
@@ -211,6 +218,10 @@ func descriptorType(k BindingKind) vk.DescriptorType {
 // Close destroys the pipeline and its layouts. Streams that recorded the kernel
 // must not be submitted again.
 func (k *Kernel) Close() {
+	withoutGC(func() { k.close() })
+}
+
+func (k *Kernel) close() {
 	if k == nil || k.dev == nil || k.dev.device == nil {
 		return
 	}

@@ -96,6 +96,13 @@ type Presenter struct {
 // SwapchainExtension in Options.DeviceExtensions and the surface extensions in
 // Options.InstanceExtensions.
 func (d *Device) NewPresenter(surface Surface, width, height int) (*Presenter, error) {
+	var r *Presenter
+	var err error
+	withoutGC(func() { r, err = d.newPresenter(surface, width, height) })
+	return r, err
+}
+
+func (d *Device) newPresenter(surface Surface, width, height int) (*Presenter, error) {
 	if d.closed {
 		return nil, errors.New("vk: present: device is closed")
 	}
@@ -412,6 +419,12 @@ func (p *Presenter) ensureBuffer(size uint64) error {
 // waits until the copy into the swapchain image has finished. It returns
 // ErrZeroExtent, showing nothing, while the window is minimized.
 func (p *Presenter) Present(img *image.RGBA) error {
+	var err error
+	withoutGC(func() { err = p.present(img) })
+	return err
+}
+
+func (p *Presenter) present(img *image.RGBA) error {
 	if p.closed || p.dev.closed {
 		return errors.New("vk: present: presenter is closed")
 	}
@@ -649,6 +662,12 @@ func (p *Presenter) destroyBuffer() {
 // Presenter before the window whose surface it shows; Device.Close closes
 // Presenters still open. Close is idempotent.
 func (p *Presenter) Close() error {
+	var err error
+	withoutGC(func() { err = p.close() })
+	return err
+}
+
+func (p *Presenter) close() error {
 	if p == nil || p.closed {
 		return nil
 	}

@@ -49,6 +49,13 @@ type StreamOptions struct {
 
 // NewStream starts recording a stream.
 func (d *Device) NewStream(name string, opts StreamOptions) (*Stream, error) {
+	var r *Stream
+	var err error
+	withoutGC(func() { r, err = d.newStream(name, opts) })
+	return r, err
+}
+
+func (d *Device) newStream(name string, opts StreamOptions) (*Stream, error) {
 	if d.closed {
 		return nil, errors.New("vk: device is closed")
 	}
@@ -129,6 +136,12 @@ func (s *Stream) barrier() {
 // Barrier records a full barrier; needed only around work the stream cannot see,
 // since hazards between its own commands are found automatically.
 func (s *Stream) Barrier() error {
+	var err error
+	withoutGC(func() { err = s.barrierCmd() })
+	return err
+}
+
+func (s *Stream) barrierCmd() error {
 	if err := s.recording(); err != nil {
 		return err
 	}
@@ -191,6 +204,12 @@ func (s *Stream) timestamp(label string) {
 // (exactly as many bytes as the kernel declares) and one buffer range per binding,
 // in binding order.
 func (s *Stream) Dispatch(k *Kernel, groups [3]uint32, push []byte, args ...Range) error {
+	var err error
+	withoutGC(func() { err = s.dispatch(k, groups, push, args...) })
+	return err
+}
+
+func (s *Stream) dispatch(k *Kernel, groups [3]uint32, push []byte, args ...Range) error {
 	if err := s.recording(); err != nil {
 		return err
 	}
@@ -354,6 +373,12 @@ func (s *Stream) tryAlloc(pool vk.DescriptorPool, k *Kernel) (vk.DescriptorSet, 
 
 // Copy records a copy of src into dst (equal sizes).
 func (s *Stream) Copy(dst, src Range) error {
+	var err error
+	withoutGC(func() { err = s.copyCmd(dst, src) })
+	return err
+}
+
+func (s *Stream) copyCmd(dst, src Range) error {
 	if err := s.recording(); err != nil {
 		return err
 	}
@@ -379,6 +404,12 @@ func (s *Stream) Copy(dst, src Range) error {
 
 // Fill records filling dst (a multiple of 4 bytes) with the 32-bit word value.
 func (s *Stream) Fill(dst Range, value uint32) error {
+	var err error
+	withoutGC(func() { err = s.fillCmd(dst, value) })
+	return err
+}
+
+func (s *Stream) fillCmd(dst Range, value uint32) error {
 	if err := s.recording(); err != nil {
 		return err
 	}
@@ -398,6 +429,12 @@ func (s *Stream) Fill(dst Range, value uint32) error {
 
 // End finishes recording. Results of the GPU's writes are made visible to the host.
 func (s *Stream) End() error {
+	var err error
+	withoutGC(func() { err = s.end() })
+	return err
+}
+
+func (s *Stream) end() error {
 	if s.ended {
 		return s.err
 	}
@@ -496,6 +533,10 @@ func (s *Stream) Total() time.Duration {
 
 // Close waits for a pending submission and destroys the stream's objects.
 func (s *Stream) Close() {
+	withoutGC(func() { s.close() })
+}
+
+func (s *Stream) close() {
 	if s == nil || s.dev == nil || s.dev.device == nil {
 		return
 	}
