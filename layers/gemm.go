@@ -25,6 +25,11 @@ type GEMMOptions struct {
 	ReLU       bool // clamp the result at 0 (after the bias)
 }
 
+// gemmUnrollMinK is the smallest K for which the texel GEMM runs its K loop four
+// steps per iteration (gemm_texel.comp's KSTEPS); below it the single-step build
+// is faster (measured on lavapipe: the linear layers' weight gradients, K = batch).
+const gemmUnrollMinK = 64
+
 // Spec constant IDs shared by gemm_texel.comp and gemm_tiled.comp.
 const (
 	specTransA = 1
@@ -101,6 +106,9 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 		spec[specVecA], spec[specVecB] = boolU32(vecA), boolU32(vecB)
 		if c.LD%4 == 0 && c.Off%4 == 0 {
 			module = "gemm_texel_c4" // vec4 stores: on lavapipe scalar stores cost as much as the math for small K
+		}
+		if k < gemmUnrollMinK {
+			module += "_k1"
 		}
 	}
 	// C is a storage buffer: where its rows span more than the device's storage

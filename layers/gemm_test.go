@@ -12,13 +12,15 @@ import (
 
 // TestGEMM compares both GEMM variants with the float64 reference over random
 // shapes (odd sizes included), every transpose combination, leading dimensions
-// and offsets that do and do not allow vector reads, and every epilogue.
+// and offsets that do and do not allow vector reads, and every epilogue. K
+// covers both texel builds (below and above gemmUnrollMinK) and, above it, the
+// unrolled loop followed by single steps and a masked remainder (75 = 64+8+3).
 func TestGEMM(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 	variants(t, r, func(t *testing.T) {
 		cases := 0
-		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}} {
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}, {5, 17, 75}, {9, 12, 64}} {
 			for ta := 0; ta < 2; ta++ {
 				for tb := 0; tb < 2; tb++ {
 					m, n, k := sz[0], sz[1], sz[2]

@@ -5,9 +5,13 @@
 // With VEC_A (VEC_B) the operand is bound as RGBA32F and read four floats at a time
 // along its contiguous dimension (its leading dimension and offset must be
 // multiples of 4); otherwise it is bound as R32F and read one float at a time.
-// Built twice: gemm_texel stores C one float at a time, gemm_texel_c4 (VEC_C)
-// four at a time where C's leading dimension and offset are multiples of 4.
+// Built four times: gemm_texel stores C one float at a time, gemm_texel_c4 (VEC_C)
+// four at a time where C's leading dimension and offset are multiples of 4; the
+// _k1 builds (KSTEPS=1) serve K below gemmUnrollMinK (layers/gemm.go).
 #extension GL_EXT_control_flow_attributes : require
+#ifndef KSTEPS
+#define KSTEPS 4
+#endif
 layout(local_size_x = 8) in;
 layout(constant_id = 3) const bool VEC_A = true;
 layout(constant_id = 4) const bool VEC_B = true;
@@ -89,7 +93,19 @@ void main() {
     uint n0 = gl_WorkGroupID.x * 64 + gl_LocalInvocationID.x * 8;
     uint m0 = gl_WorkGroupID.y * 8;
     [[unroll]] for (uint i = 0; i < 8; i++) { acc[i][0] = vec4(0); acc[i][1] = vec4(0); }
+    // KSTEPS steps of four k per loop iteration: lavapipe writes every value carried
+    // around a loop back through the execution mask once per iteration (a blend per
+    // accumulator component), so more work per iteration amortises that cost.
+    // Measured on lavapipe (Intel Xeon host): 1 -> 4 steps gave 1.1-1.5x on the
+    // convolution GEMMs; 8 steps no better than 4; 4 rows per invocation worse.
+    // The mere presence of the unrolled loop made small-K GEMMs (the linear layers'
+    // weight gradients, K = batch) 0.7x as fast, so those use a KSTEPS=1 build.
     uint k = 0;
+#if KSTEPS > 1
+    for (; k + 4 * KSTEPS <= p.K; k += 4 * KSTEPS) {
+        [[unroll]] for (uint u = 0; u < KSTEPS; u++) step(m0, n0, k + 4 * u, vec4(1));
+    }
+#endif
     for (; k + 4 <= p.K; k += 4) step(m0, n0, k, vec4(1));
     if (k < p.K) step(m0, n0, k, vec4(lessThan(uvec4(k) + uvec4(0, 1, 2, 3), uvec4(p.K))));
     for (uint i = 0; i < 8; i++) {

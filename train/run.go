@@ -27,7 +27,11 @@ type Options struct {
 	Log      *slog.Logger // nil discards
 	Out      io.Writer    // the reference's printed lines (running loss, accuracies); nil: none
 	Progress io.Writer    // progress bars (a terminal); nil: none
-	Validate bool         // the Vulkan validation layer
+	// LogProgress, when Progress is nil, reports each epoch's progress as plain
+	// log lines through Log (every 30 s or tenth of the epoch), for runs whose
+	// output goes to a file or a CI log rather than a terminal.
+	LogProgress bool
+	Validate    bool // the Vulkan validation layer
 	// StopAfterSteps ends the run (with a checkpoint, as on SIGINT) once this many
 	// steps are done in total; 0 means no limit. Tests use it to interrupt.
 	StopAfterSteps int
@@ -335,7 +339,11 @@ func (t *trainer) epoch(ctx context.Context, epoch int) (*metrics.Epoch, bool, e
 	first := t.state.Step - (epoch-1)*t.stepsPerEpoch // steps of this epoch already done (resume)
 	first = max(0, first)
 	start := time.Now()
-	bar := newProgressBar(t.opts.Progress, fmt.Sprintf("epoch %d/%d", epoch, cfg.Epochs), t.stepsPerEpoch, batch)
+	var progressLog *slog.Logger
+	if t.opts.LogProgress {
+		progressLog = t.log
+	}
+	bar := newProgressBar(t.opts.Progress, progressLog, fmt.Sprintf("%d/%d", epoch, cfg.Epochs), t.stepsPerEpoch, batch)
 	records := make([]byte, batch*cifar10.ImageBytes)
 	labels := make([]uint8, batch)
 	var (

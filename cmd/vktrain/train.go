@@ -41,14 +41,18 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	df.register(fs)
 	out := fs.String("out", "", "run directory (default runs/<date-time>)")
 	resume := fs.String("resume", "", "continue the run in this directory from its checkpoint")
-	quiet := fs.Bool("quiet", false, "no progress bars")
+	quiet := fs.Bool("quiet", false, "no progress bars or progress log lines")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg.Device = df.device
 	opts := train.Options{Log: e.log, Out: e.stdout, Validate: df.validate}
-	if !*quiet && isTerminal(e.stderr) {
-		opts.Progress = e.stderr // a bar redrawn in place: only where a terminal shows it
+	if !*quiet {
+		if isTerminal(e.stderr) {
+			opts.Progress = e.stderr // a bar redrawn in place: only where a terminal shows it
+		} else {
+			opts.LogProgress = true // a plain log line every 30 s or tenth of an epoch
+		}
 	}
 	switch {
 	case *resume != "":

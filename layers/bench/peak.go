@@ -14,6 +14,10 @@ import (
 // peak_fma.comp: 8 FLOPs each.
 const fmaVec4s = 8
 
+// fmaRoundsPerIteration is peak_fma.comp's ROUNDS: its rounds come in groups of
+// this many per loop iteration, so the round count is a multiple of it.
+const fmaRoundsPerIteration = 8
+
 // peakCopyBytes is the size of each buffer of the copy-bandwidth kernel.
 const peakCopyBytes = 64 << 20
 
@@ -24,7 +28,7 @@ func (b *bencher) measurePeaks() (Peaks, error) {
 	if err != nil {
 		return p, fmt.Errorf("bench: FMA peak: %w", err)
 	}
-	p.FMAGFLOPS, p.FMAKernel = fma, fmt.Sprintf("peak_fma: %d independent vec4 a*m+c per round per invocation", fmaVec4s)
+	p.FMAGFLOPS, p.FMAKernel = fma, fmt.Sprintf("peak_fma: %d independent vec4 a*m+c per round, %d rounds per loop iteration, per invocation", fmaVec4s, fmaRoundsPerIteration)
 	best, name := 0.0, ""
 	for _, module := range []string{"peak_copy", "peak_copy_texel"} {
 		gbs, err := b.peakCopy(module)
@@ -93,7 +97,7 @@ func (b *bencher) peakFMA() (float64, error) {
 		}
 		return s, nil
 	}
-	iters := 16
+	iters := 2 * fmaRoundsPerIteration
 	for {
 		s, err := record(iters)
 		if err != nil {
