@@ -48,7 +48,7 @@ vet:
 
 ## test: set up, vet, check shaders, and run every test with the validation layer on
 test: setup fmt-check vet check-shaders
-	VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 20m ./...
+	VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 60m ./...
 
 ## bench: runtime benchmarks (go test -bench) on the default device
 bench:
@@ -66,7 +66,7 @@ parity:
 	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision" .ci/setup.sh
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	PARITY_DIR=$$tmp /usr/bin/python3 layers/testdata/gen_parity.py --full && \
-	VKTRAIN_PARITY_DIR=$$tmp VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 20m -v -run '^TestNetworkParityFull$$' ./layers/
+	VKTRAIN_PARITY_DIR=$$tmp VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 60m -v -run '^TestNetworkParityFull$$' ./layers/
 
 ## bench-step: a training step of the modified AlexNet (forward, loss, backward, SGD) at 224
 ## with batch 4 and 64 and at 64x64 with batch 64: vktrain on the default device beside PyTorch

@@ -271,6 +271,42 @@ type trainer struct {
 	state         State
 	stepsPerEpoch int
 	ckPath, dir   string
+	calib         calibration
+}
+
+// calibration times the first steps of a run to say, before the run is far in,
+// how long its training will take on this device.
+type calibration struct {
+	results int       // steps finished by this process
+	start   time.Time // when result calibFrom came back
+	done    bool
+}
+
+// The estimate times results calibFrom+1 .. calibTo: the first ones include
+// compiling the pipelines and filling the double buffer.
+const calibFrom, calibTo = 2, 8
+
+// observe counts a finished step and, once calibrated, prints and logs the
+// expected training time of the whole run (evaluation comes on top).
+func (t *trainer) observe() {
+	c := &t.calib
+	if c.done {
+		return
+	}
+	c.results++
+	switch c.results {
+	case calibFrom:
+		c.start = time.Now()
+	case calibTo:
+		c.done = true
+		per := time.Since(c.start) / (calibTo - calibFrom)
+		left := t.cfg.Epochs*t.stepsPerEpoch - t.state.Step
+		ips := float64(t.cfg.Batch) / per.Seconds()
+		eta := (time.Duration(left) * per).Round(time.Second)
+		fmt.Fprintf(t.out, "Expected training time: about %s for %d more steps at %.1f images/s (measured over steps %d-%d), plus evaluating %d test images after each epoch\n",
+			eta, left, ips, calibFrom+1, calibTo, t.data.Test.Len())
+		t.log.Info("calibrated", "images_per_s", fmt.Sprintf("%.1f", ips), "steps_left", left, "expected", eta.String())
+	}
 }
 
 func (t *trainer) run(ctx context.Context) (*Outcome, error) {
@@ -368,6 +404,7 @@ func (t *trainer) epoch(ctx context.Context, epoch int) (*metrics.Epoch, bool, e
 		epCorrect += res.Correct
 		t.state.Step++
 		t.state.SGDSteps++
+		t.observe()
 		done := int(res.Step) - (epoch-1)*t.stepsPerEpoch + 1
 		bar.update(done, res.Loss)
 		if t.state.Step%cfg.LogEvery == 0 {
