@@ -46,9 +46,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## test: set up, vet, check shaders, and run every test with the validation layer on
+## test: set up, vet, check shaders, run every test with the validation layer on,
+## then the GPU check's dry run on the default device (make gpu-dryrun)
 test: setup fmt-check vet check-shaders
 	VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 60m ./...
+	$(MAKE) --no-print-directory gpu-dryrun
 
 ## bench: runtime benchmarks (go test -bench) on the default device
 bench:
@@ -57,7 +59,21 @@ bench:
 clean:
 	rm -rf bin
 
-.PHONY: parity bench-step
+.PHONY: parity bench-step gpu-bundle gpu-dryrun
+
+## gpu-bundle: everything a GPU machine without Go or a package registry needs for
+## .ci/gpu-check.sh (binaries, compiled tests, the Vulkan loader and validation
+## layer as .debs, the PyTorch scripts, the CIFAR-10 subset) in .gpu-bundle/,
+## under 60 MiB; on the GPU machine: bash .gpu-bundle/tree/.ci/gpu-check.sh OUTDIR
+gpu-bundle:
+	GO="$(GO)" .ci/gpu-bundle.sh .gpu-bundle
+
+## gpu-dryrun: the GPU check on the default device (lavapipe here) with tiny budgets,
+## from a fresh bundle in a temporary folder, so that the script cannot rot
+gpu-dryrun:
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	GO="$(GO)" GPU_BUNDLE_XZ=-1 GPU_BUNDLE_ALLOW_NO_DATA=1 .ci/gpu-bundle.sh $$tmp/bundle && \
+	bash $$tmp/bundle/tree/.ci/gpu-check.sh --dry-run $$tmp/out
 
 ## parity: full-size parity with PyTorch: installs python3-torch and python3-torchvision if
 ## missing, writes the real modified AlexNet's fixtures at 224 (gen_parity.py --full) into a
