@@ -34,6 +34,10 @@ type Batch struct {
 	Records []byte  // Batch records of Input.RecordBytes() each
 	Labels  []uint8 // Batch labels
 	Step    uint64  // the global step number: dropout and augmentation streams
+	// LR, if positive, is the learning rate of this training step (a schedule's);
+	// it is written to the device once the step before has finished, since both
+	// slots read the same optimizer state. 0 keeps the current one.
+	LR float64
 }
 
 // Result is what a step sends back: its loss, correct count and predictions.
@@ -449,6 +453,11 @@ func (n *Network) Submit(kind StepKind, b Batch) (*Result, error) {
 	if len(n.pending) > 0 {
 		var err error
 		if done, err = n.finish(); err != nil {
+			return nil, err
+		}
+	}
+	if kind == TrainStep && b.LR > 0 && b.LR != n.sgd.Config().LR {
+		if err := n.sgd.SetLR(b.LR); err != nil {
 			return nil, err
 		}
 	}

@@ -40,13 +40,19 @@ type Config struct {
 	Augment        bool    `json:"augment"` // random crop (padding 4) and horizontal flip
 	Init           string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
 	Seed           uint64  `json:"seed"`    // data order, initialisation, dropout, augmentation
-	LogEvery       int     `json:"log_every"`
-	TrainLimit     int     `json:"train_limit,omitempty"` // use only the first N training images (0: all)
-	TestLimit      int     `json:"test_limit,omitempty"`  // use only the first N test images (0: all)
-	Device         string  `json:"device,omitempty"`
-	WeightsURL     string  `json:"-"` // where "torchvision" downloads from ("" = official)
-	DataURL        string  `json:"-"` // where CIFAR-10 downloads from ("" = official)
-	CacheDir       string  `json:"-"` // "" = fetch.CacheDir()
+	// LRSchedule is "constant" ("" too), "step" or "cosine" (see LRAt), after
+	// WarmupEpochs (fractions allowed) of linear warm-up.
+	LRSchedule   string  `json:"lr_schedule,omitempty"`
+	WarmupEpochs float64 `json:"warmup_epochs,omitempty"`
+	LRStepEpochs int     `json:"lr_step_epochs,omitempty"` // "step": epochs between decays (0: a third of the run, at least 1)
+	LRGamma      float64 `json:"lr_gamma,omitempty"`       // "step": the decay factor (0: 0.1)
+	LogEvery     int     `json:"log_every"`
+	TrainLimit   int     `json:"train_limit,omitempty"` // use only the first N training images (0: all)
+	TestLimit    int     `json:"test_limit,omitempty"`  // use only the first N test images (0: all)
+	Device       string  `json:"device,omitempty"`
+	WeightsURL   string  `json:"-"` // where "torchvision" downloads from ("" = official)
+	DataURL      string  `json:"-"` // where CIFAR-10 downloads from ("" = official)
+	CacheDir     string  `json:"-"` // "" = fetch.CacheDir()
 }
 
 // Defaults is the reference recipe: torchvision's pretrained AlexNet, CIFAR-10 at
@@ -73,6 +79,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log every %d: must be at least 1", c.LogEvery)
 	case c.Pretrained == "":
 		return errors.New("pretrained: say torchvision, none or a file")
+	case c.LRSchedule != "" && c.LRSchedule != ScheduleConstant && c.LRSchedule != ScheduleStep && c.LRSchedule != ScheduleCosine:
+		return fmt.Errorf("lr schedule %q: want %s, %s or %s", c.LRSchedule, ScheduleConstant, ScheduleStep, ScheduleCosine)
+	case c.WarmupEpochs < 0 || c.WarmupEpochs >= float64(c.Epochs):
+		return fmt.Errorf("warm-up of %v epochs: must be at least 0 and shorter than the run's %d epochs", c.WarmupEpochs, c.Epochs)
+	case c.LRStepEpochs < 0 || c.LRGamma < 0 || c.LRGamma > 1:
+		return fmt.Errorf("lr step every %d epochs by %v: the epochs must not be negative, the factor in [0, 1]", c.LRStepEpochs, c.LRGamma)
 	}
 	return nil
 }

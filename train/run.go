@@ -247,7 +247,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 		Batch: cfg.Batch, Epochs: cfg.Epochs, LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay,
 		Seed: int64(cfg.Seed), Device: sess.dev.Info.Name, Classes: data.Classes, TrainImages: data.Train.Len(),
 		TestImages: data.Test.Len(), StepsPerEpoch: stepsPerEpoch, LogEvery: cfg.LogEvery, Time: time.Now(),
-		Extra: map[string]string{"pretrained_source": cfg.Pretrained, "resumed": fmt.Sprint(opts.Resume)},
+		Extra: map[string]string{"pretrained_source": cfg.Pretrained, "resumed": fmt.Sprint(opts.Resume),
+			"lr_schedule": cfg.LRSchedule, "warmup_epochs": fmt.Sprint(cfg.WarmupEpochs)},
 	}); err != nil {
 		return nil, err
 	}
@@ -413,7 +414,7 @@ func (t *trainer) epoch(ctx context.Context, epoch int) (*metrics.Epoch, bool, e
 			ips := float64(windowImages) / time.Since(windowStart).Seconds()
 			if err := t.mw.WriteStep(metrics.Step{Epoch: epoch, Step: t.state.Step, Images: int64(t.state.Step * batch),
 				RunningLoss: runLoss / float64(runSteps), TrainAcc: float64(epCorrect) / float64(epSteps*batch),
-				LR: cfg.LR, ImagesPerS: ips, Time: time.Now()}); err != nil {
+				LR: LRAt(cfg, int(res.Step), t.stepsPerEpoch), ImagesPerS: ips, Time: time.Now()}); err != nil {
 				return err
 			}
 			runLoss, runSteps, windowStart, windowImages = 0, 0, time.Now(), 0
@@ -431,7 +432,8 @@ func (t *trainer) epoch(ctx context.Context, epoch int) (*metrics.Epoch, bool, e
 			labels[j] = t.data.Train.Labels[k]
 		}
 		step := uint64((epoch-1)*t.stepsPerEpoch + i)
-		res, err := t.net.Submit(layers.TrainStep, layers.Batch{Records: records, Labels: labels, Step: step})
+		lr := LRAt(cfg, int(step), t.stepsPerEpoch)
+		res, err := t.net.Submit(layers.TrainStep, layers.Batch{Records: records, Labels: labels, Step: step, LR: lr})
 		if err != nil {
 			return nil, false, t.stepError(err)
 		}

@@ -32,9 +32,12 @@ func runOpts(t *testing.T, dir string) Options {
 
 // TestResumeEqualsUninterrupted interrupts a run mid-epoch (and once more at an
 // epoch boundary), resumes it, and requires the final parameters and momentum to
-// equal, bit for bit, those of the same run without interruption.
+// equal, bit for bit, those of the same run without interruption. The run has a
+// warm-up (3 steps) and a cosine schedule, so the resumed parts must pick the
+// schedule up where it was.
 func TestResumeEqualsUninterrupted(t *testing.T) {
 	cfg := tinyConfig()
+	cfg.LRSchedule, cfg.WarmupEpochs = ScheduleCosine, 0.5
 	whole := t.TempDir()
 	res, err := Run(context.Background(), cfg, runOpts(t, whole))
 	if err != nil {
@@ -136,5 +139,38 @@ func TestBadDataNamesFile(t *testing.T) {
 	_, err := Run(context.Background(), cfg, runOpts(t, t.TempDir()))
 	if err == nil || !strings.Contains(err.Error(), "data_batch_1.bin") {
 		t.Fatalf("truncated batch file: %v", err)
+	}
+}
+
+// TestScheduleReachesDevice: a step schedule that multiplies the learning rate
+// by 1e-30 after the first epoch must leave the parameters exactly where one
+// epoch alone left them (the update lr*buf then vanishes against them in
+// float32). (With Network.Submit ignoring Batch.LR, every parameter moved.)
+func TestScheduleReachesDevice(t *testing.T) {
+	params := func(cfg Config) map[string][]float32 {
+		t.Helper()
+		dir := t.TempDir()
+		if _, err := Run(context.Background(), cfg, runOpts(t, dir)); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string][]float32{}
+		for _, name := range ck.Params.Names {
+			m[name] = ck.Params.Tensors[name].Data
+		}
+		return m
+	}
+	one := tinyConfig()
+	one.Epochs = 1
+	after1 := params(one)
+	decayed := tinyConfig()
+	decayed.LRSchedule, decayed.LRStepEpochs, decayed.LRGamma = ScheduleStep, 1, 1e-30
+	for name, want := range params(decayed) {
+		if !slices.Equal(want, after1[name]) {
+			t.Errorf("%s moved in the second epoch although its learning rate was 1e-30 of the first's", name)
+		}
 	}
 }
