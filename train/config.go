@@ -39,6 +39,10 @@ type Config struct {
 	WeightDecay    float64 `json:"weight_decay"`
 	Augment        bool    `json:"augment"` // random crop (padding 4) and horizontal flip
 	Init           string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
+	// InitFrom is a .pth or .safetensors state dict of the whole modified model
+	// (10 classes, PyTorch's names, e.g. saved by PyTorch or vktrain export) that
+	// every parameter starts from; Pretrained must then be "none".
+	InitFrom string `json:"init_from,omitempty"`
 	Seed           uint64  `json:"seed"`    // data order, initialisation, dropout, augmentation
 	// LRSchedule is "constant" ("" too), "step" or "cosine" (see LRAt), after
 	// WarmupEpochs (fractions allowed) of linear warm-up.
@@ -79,6 +83,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log every %d: must be at least 1", c.LogEvery)
 	case c.Pretrained == "":
 		return errors.New("pretrained: say torchvision, none or a file")
+	case c.InitFrom != "" && c.Pretrained != PretrainedNone:
+		return fmt.Errorf("init from %s replaces every parameter: pretrained must be none, not %q", c.InitFrom, c.Pretrained)
 	case c.LRSchedule != "" && c.LRSchedule != ScheduleConstant && c.LRSchedule != ScheduleStep && c.LRSchedule != ScheduleCosine:
 		return fmt.Errorf("lr schedule %q: want %s, %s or %s", c.LRSchedule, ScheduleConstant, ScheduleStep, ScheduleCosine)
 	case c.WarmupEpochs < 0 || c.WarmupEpochs >= float64(c.Epochs):

@@ -33,16 +33,35 @@ func BuildModel(freezeFeatures bool) (*nn.Model, error) {
 	return m, nil
 }
 
-// InitialParams are the parameters training starts from: torch-style random
-// initialisation from seed for every layer, then, unless pretrained is "none",
+// InitialParams are the parameters training starts from: those of
+// cfg.InitFrom where it is set (checked strictly against the model); otherwise
+// torch-style random initialisation from seed for every layer, then, unless
+// pretrained is "none",
 // the pretrained ImageNet weights for every layer the surgery kept. The weight
 // file is checked against torchvision's 1000-class AlexNet in full (a missing,
 // extra or misshapen tensor is an error naming it), as the reference loads it
 // before the surgery.
 func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logger, progress func(done, total int64)) (*weights.StateDict, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	sd, err := m.InitStateDictScheme(cfg.Seed, nn.InitScheme(cfg.Init))
 	if err != nil {
 		return nil, err
+	}
+	if cfg.InitFrom != "" {
+		from, err := readWeights(cfg.InitFrom)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := from.Check(m.Specs(), true); err != nil {
+			return nil, fmt.Errorf("%s is not the modified %d-class AlexNet (--init-from): %w", cfg.InitFrom, NumClasses, err)
+		}
+		for _, name := range sd.Names {
+			sd.Tensors[name], _ = from.Get(name)
+		}
+		log.Info("parameters loaded", "file", cfg.InitFrom, "tensors", sd.Len())
+		return sd, nil
 	}
 	if cfg.Pretrained == PretrainedNone {
 		return sd, nil

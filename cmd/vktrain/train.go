@@ -31,6 +31,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.Float64Var(&cfg.LRGamma, "lr-gamma", 0.1, `"step" schedule: the decay factor`)
 	fs.BoolVar(&cfg.Augment, "augment", cfg.Augment, "random crop (padding) and horizontal flip")
 	fs.StringVar(&cfg.Init, "init", "torch", `initialisation of the layers not loaded from weights: "torch" (PyTorch's defaults) or "kaiming" (torchvision's VGG scheme: trains from scratch much faster)`)
+	fs.StringVar(&cfg.InitFrom, "init-from", "", "start every parameter from this .pth or .safetensors state dict of the modified 10-class model (implies --pretrained none)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the data order, initialisation, dropout and augmentation")
 	fs.IntVar(&cfg.LogEvery, "log-every", cfg.LogEvery, "print the running loss every N mini-batches")
 	fs.IntVar(&cfg.TrainLimit, "train-limit", cfg.TrainLimit, "use only the first N training images (0: all)")
@@ -50,6 +51,9 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	cfg.Device = df.device
+	if cfg.InitFrom != "" && !flagSet(fs, "pretrained") {
+		cfg.Pretrained = train.PretrainedNone // the file replaces every parameter
+	}
 	opts := train.Options{Log: e.log, Out: e.stdout, Validate: df.validate}
 	if !*quiet {
 		if isTerminal(e.stderr) {
@@ -99,4 +103,11 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// flagSet reports whether the command line set the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
