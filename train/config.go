@@ -43,7 +43,7 @@ type Config struct {
 	// (10 classes, PyTorch's names, e.g. saved by PyTorch or vktrain export) that
 	// every parameter starts from; Pretrained must then be "none".
 	InitFrom string `json:"init_from,omitempty"`
-	Seed           uint64  `json:"seed"`    // data order, initialisation, dropout, augmentation
+	Seed     uint64 `json:"seed"` // data order, initialisation, dropout, augmentation
 	// LRSchedule is "constant" ("" too), "step" or "cosine" (see LRAt), after
 	// WarmupEpochs (fractions allowed) of linear warm-up.
 	LRSchedule   string  `json:"lr_schedule,omitempty"`
