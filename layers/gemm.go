@@ -23,6 +23,11 @@ type GEMMOptions struct {
 	BiasOff    int
 	BiasPerRow bool
 	ReLU       bool // clamp the result at 0 (after the bias)
+	// Batch > 1 records that many products in one dispatch, product z reading
+	// A, B and C StrideA, StrideB and StrideC elements after product z-1's
+	// (the bias is shared). 0 means 1.
+	Batch                     int
+	StrideA, StrideB, StrideC int
 }
 
 // gemmUnrollMinK is the smallest K for which the texel GEMM runs its K loop four
@@ -51,15 +56,28 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	if c.Trans {
 		return fmt.Errorf("gemm: C cannot be transposed")
 	}
-	if err := checkMat("A", a, m, k); err != nil {
-		return err
+	batch := max(o.Batch, 1)
+	if o.Batch < 0 || o.StrideA < 0 || o.StrideB < 0 || o.StrideC < 0 || (batch > 1 && o.StrideC == 0) {
+		return fmt.Errorf("gemm: batch %d with strides %d, %d, %d: want a positive batch, strides not negative and C's positive", o.Batch, o.StrideA, o.StrideB, o.StrideC)
 	}
-	if err := checkMat("B", b, k, n); err != nil {
-		return err
+	last := func(x Mat, stride int) Mat { x.Off += (batch - 1) * stride; return x }
+	for _, x := range []Mat{a, last(a, o.StrideA)} {
+		if err := checkMat("A", x, m, k); err != nil {
+			return err
+		}
 	}
-	if err := checkMat("C", c, m, n); err != nil {
-		return err
+	for _, x := range []Mat{b, last(b, o.StrideB)} {
+		if err := checkMat("B", x, k, n); err != nil {
+			return err
+		}
 	}
+	for _, x := range []Mat{c, last(c, o.StrideC)} {
+		if err := checkMat("C", x, m, n); err != nil {
+			return err
+		}
+	}
+	// Vector reads and stores need every product's operand aligned like the first's.
+	strideA4, strideB4, strideC4 := o.StrideA%4 == 0, o.StrideB%4 == 0, o.StrideC%4 == 0
 	bias, biasMode := r.dummy, uint32(0)
 	if o.Bias != nil {
 		bias, biasMode = o.Bias, 2
@@ -92,8 +110,8 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	if r.Variant == GEMMTiled && ra.Size <= r.storageLimit && rb.Size <= r.storageLimit {
 		module, rowsPerGroup = "gemm_tiled", 64
 	} else {
-		alignA := a.LD%4 == 0 && a.Off%4 == 0
-		vecA, vecB := alignA || !a.Trans, b.LD%4 == 0 && b.Off%4 == 0
+		alignA := a.LD%4 == 0 && a.Off%4 == 0 && strideA4
+		vecA, vecB := alignA || !a.Trans, b.LD%4 == 0 && b.Off%4 == 0 && strideB4
 		if !vecA {
 			ra = ra.AsR32F()
 		}
@@ -104,7 +122,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 			rb = rb.AsR32F()
 		}
 		spec[specVecA], spec[specVecB] = boolU32(vecA), boolU32(vecB)
-		if c.LD%4 == 0 && c.Off%4 == 0 {
+		if c.LD%4 == 0 && c.Off%4 == 0 && strideC4 {
 			module = "gemm_texel_c4" // vec4 stores: on lavapipe scalar stores cost as much as the math for small K
 		}
 		if k < gemmUnrollMinK {
@@ -113,7 +131,11 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	}
 	// C is a storage buffer: where its rows span more than the device's storage
 	// range (fc6's 4096x9216 weight gradient on lavapipe), bind it in row chunks.
-	for _, ch := range r.rowChunks(c, m, n) {
+	chunks := r.rowChunks(c, m, n)
+	if batch > 1 && (len(chunks) > 1 || (batch-1)*o.StrideC+chunks[0].off+m*c.LD > int(chunks[0].rng.Size/4)) {
+		return fmt.Errorf("gemm: a batch of %d products whose C %q passes the device's storage-buffer range", batch, c.T.Name)
+	}
+	for _, ch := range chunks {
 		aOff := a.Off + ch.row*a.LD
 		if a.Trans {
 			aOff = a.Off + ch.row
@@ -122,8 +144,8 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 		if o.BiasPerRow {
 			biasOff += ch.row
 		}
-		pc := push(nil).u32(ch.rows, n, k, a.LD, b.LD, c.LD, aOff, b.Off, ch.off, biasOff).f32(alpha)
-		groups := [3]uint32{uint32(ceilDiv(n, 64)), uint32(ceilDiv(ch.rows, rowsPerGroup)), 1}
+		pc := push(nil).u32(ch.rows, n, k, a.LD, b.LD, c.LD, aOff, b.Off, ch.off, biasOff).f32(alpha).u32(o.StrideA, o.StrideB, o.StrideC)
+		groups := [3]uint32{uint32(ceilDiv(n, 64)), uint32(ceilDiv(ch.rows, rowsPerGroup)), uint32(batch)}
 		if err := r.dispatch(s, module, spec, groups, pc, ra, rb, ch.rng, bias.Range()); err != nil {
 			return err
 		}

@@ -173,3 +173,73 @@ func TestGEMMErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGEMMBatched records batches of products in one dispatch (gl_WorkGroupID.z)
+// with strides that do and do not keep vector alignment, both variants, every
+// transpose, and compares each product with the float64 reference; the elements
+// between the products' C blocks must stay as they were.
+func TestGEMMBatched(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	variants(t, r, func(t *testing.T) {
+		for _, c := range []struct{ m, n, k, batch, pad int }{{5, 9, 7, 3, 0}, {16, 12, 75, 16, 3}, {1, 1, 1, 2, 1}, {8, 64, 20, 4, 4}} {
+			for tr := 0; tr < 4; tr++ {
+				ta, tb := tr&1 == 1, tr&2 == 2
+				ar, ac, br, bc := c.m, c.k, c.k, c.n
+				if ta {
+					ar, ac = ac, ar
+				}
+				if tb {
+					br, bc = bc, br
+				}
+				// Product z's operands start z strides in; a stride of rows*ld + pad.
+				strideA, strideB, strideC := ar*ac+c.pad, br*bc+c.pad, c.m*c.n+c.pad
+				av := randn(rng, c.batch*strideA)
+				bv := randn(rng, c.batch*strideB)
+				cv := randn(rng, c.batch*strideC)
+				am := Mat{T: tensorWith(t, r, "A", av, len(av)), LD: ac, Trans: ta}
+				bm := Mat{T: tensorWith(t, r, "B", bv, len(bv)), LD: bc, Trans: tb}
+				cm := Mat{T: tensorWith(t, r, "C", cv, len(cv)), LD: c.n}
+				o := GEMMOptions{Batch: c.batch, StrideA: strideA, StrideB: strideB, StrideC: strideC}
+				run(t, r, func(s *vk.Stream) error { return r.GEMM(s, c.m, c.n, c.k, am, bm, cm, o) })
+				got := download(t, cm.T)
+				want := append([]float64(nil), cv...)
+				bound := make([]float64, len(cv))
+				for z := 0; z < c.batch; z++ {
+					a, b := make([]float64, c.m*c.k), make([]float64, c.k*c.n)
+					for i := 0; i < c.m; i++ {
+						for p := 0; p < c.k; p++ {
+							if ta {
+								a[i*c.k+p] = av[z*strideA+p*ac+i]
+							} else {
+								a[i*c.k+p] = av[z*strideA+i*ac+p]
+							}
+						}
+					}
+					for p := 0; p < c.k; p++ {
+						for j := 0; j < c.n; j++ {
+							if tb {
+								b[p*c.n+j] = bv[z*strideB+j*bc+p]
+							} else {
+								b[p*c.n+j] = bv[z*strideB+p*bc+j]
+							}
+						}
+					}
+					prod, mag := make([]float64, c.m*c.n), make([]float64, c.m*c.n)
+					must(t, ref.GEMM(false, false, c.m, c.n, c.k, 1, a, b, 0, prod))
+					for i := range a {
+						a[i] = math.Abs(a[i])
+					}
+					for i := range b {
+						b[i] = math.Abs(b[i])
+					}
+					must(t, ref.GEMM(false, false, c.m, c.n, c.k, 1, a, b, 0, mag))
+					for i := range prod {
+						want[z*strideC+i], bound[z*strideC+i] = prod[i], dotBound(c.k, mag[i])
+					}
+				}
+				compareBound(t, fmt.Sprintf("%dx%dx%d batch %d pad %d ta %v tb %v", c.m, c.n, c.k, c.batch, c.pad, ta, tb), got, want, bound)
+			}
+		}
+	})
+}

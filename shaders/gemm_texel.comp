@@ -35,17 +35,17 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
     vec4 a[8];
     if (VEC_A && !TRANS_A && ALIGN_A) {
         [[unroll]] for (uint i = 0; i < 8; i++)
-            a[i] = fetchA4(p.offA + min(m0 + i, p.M - 1) * p.lda + k);
+            a[i] = fetchA4(offA + min(m0 + i, p.M - 1) * p.lda + k);
     } else if (VEC_A && !TRANS_A) {
         [[unroll]] for (uint i = 0; i < 8; i++) {
-            uint e = p.offA + min(m0 + i, p.M - 1) * p.lda + k;
+            uint e = offA + min(m0 + i, p.M - 1) * p.lda + k;
             vec4 lo = fetchA4(e), hi = fetchA4(e + 4);
             uint s = e & 3;
             a[i] = s == 0 ? lo : s == 1 ? vec4(lo.yzw, hi.x) : s == 2 ? vec4(lo.zw, hi.xy) : vec4(lo.w, hi.xyz);
         }
     } else if (VEC_A && TRANS_A) {
         [[unroll]] for (uint kk = 0; kk < 4; kk++) {
-            uint row = p.offA + min(k + kk, p.K - 1) * p.lda + m0;
+            uint row = offA + min(k + kk, p.K - 1) * p.lda + m0;
             vec4 lo = fetchA4(row), hi = fetchA4(row + 4);
             [[unroll]] for (uint i = 0; i < 4; i++) { a[i][kk] = lo[i]; a[i + 4][kk] = hi[i]; }
         }
@@ -54,7 +54,7 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
             uint m = min(m0 + i, p.M - 1);
             [[unroll]] for (uint kk = 0; kk < 4; kk++) {
                 uint kc = min(k + kk, p.K - 1);
-                a[i][kk] = fetchA1(p.offA + (TRANS_A ? kc * p.lda + m : m * p.lda + kc));
+                a[i][kk] = fetchA1(offA + (TRANS_A ? kc * p.lda + m : m * p.lda + kc));
             }
         }
     }
@@ -63,12 +63,12 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
     vec4 b[4][2];
     if (VEC_B && TRANS_B) {
         [[unroll]] for (uint j = 0; j < 8; j++) {
-            vec4 t = fetchB4(p.offB + min(n0 + j, p.N - 1) * p.ldb + k);
+            vec4 t = fetchB4(offB + min(n0 + j, p.N - 1) * p.ldb + k);
             [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk][j >> 2][j & 3] = t[kk];
         }
     } else if (VEC_B && !TRANS_B) {
         [[unroll]] for (uint kk = 0; kk < 4; kk++) {
-            uint row = p.offB + min(k + kk, p.K - 1) * p.ldb + n0;
+            uint row = offB + min(k + kk, p.K - 1) * p.ldb + n0;
             b[kk][0] = fetchB4(row);
             b[kk][1] = fetchB4(row + 4);
         }
@@ -77,7 +77,7 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
             uint kc = min(k + kk, p.K - 1);
             [[unroll]] for (uint j = 0; j < 8; j++) {
                 uint n = min(n0 + j, p.N - 1);
-                b[kk][j >> 2][j & 3] = fetchB1(p.offB + (TRANS_B ? n * p.ldb + kc : kc * p.ldb + n));
+                b[kk][j >> 2][j & 3] = fetchB1(offB + (TRANS_B ? n * p.ldb + kc : kc * p.ldb + n));
             }
         }
     }
@@ -90,6 +90,7 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
 }
 
 void main() {
+    batchOffsets();
     uint n0 = gl_WorkGroupID.x * 64 + gl_LocalInvocationID.x * 8;
     uint m0 = gl_WorkGroupID.y * 8;
     [[unroll]] for (uint i = 0; i < 8; i++) { acc[i][0] = vec4(0); acc[i][1] = vec4(0); }

@@ -13,14 +13,15 @@ shared float Bs[BK][TILE + 1];
 
 float loadA(uint m, uint k) {
     if (m >= p.M || k >= p.K) return 0.0;
-    return A[p.offA + (TRANS_A ? k * p.lda + m : m * p.lda + k)];
+    return A[offA + (TRANS_A ? k * p.lda + m : m * p.lda + k)];
 }
 float loadB(uint k, uint n) {
     if (k >= p.K || n >= p.N) return 0.0;
-    return B[p.offB + (TRANS_B ? n * p.ldb + k : k * p.ldb + n)];
+    return B[offB + (TRANS_B ? n * p.ldb + k : k * p.ldb + n)];
 }
 
 void main() {
+    batchOffsets();
     uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
     uint tid = ty * 16 + tx;
     uint mBase = gl_WorkGroupID.y * TILE, nBase = gl_WorkGroupID.x * TILE;
