@@ -25,6 +25,9 @@ type Conv2D struct {
 	StrideH, StrideW int
 	PadH, PadW       int
 	ReLU             bool // y = max(conv + bias, 0)
+	// Algo is how the passes compute: ConvIm2col (the default, any shape) or
+	// ConvWinograd (3x3 at stride 1; see WinogradApplies).
+	Algo ConvAlgo
 
 	Weight, Bias         *Tensor // K x C x R x S (PyTorch's layout) and K
 	WeightGrad, BiasGrad *Tensor // shaped like Weight and Bias
@@ -97,6 +100,9 @@ func (c *Conv2D) ScratchLen(n, h, w int) int {
 	if n <= 0 || oh == 0 {
 		return 0
 	}
+	if c.Algo == ConvWinograd && c.WinogradApplies() {
+		return c.winogradScratchLen(n, h, w)
+	}
 	p, crs := oh*ow, c.crs()
 	g := 1
 	if c.ScratchBudget > 0 {
@@ -163,6 +169,9 @@ func convCheckLen(op, what string, t *Tensor, want int) error {
 // c.ScratchLen (a smaller one works, in more chunks, if it holds one image).
 func (r *Runtime) Conv2DForward(s *vk.Stream, c *Conv2D, x, y, scratch *Tensor) error {
 	const op = "conv2d forward"
+	if c != nil && c.Algo == ConvWinograd {
+		return r.winogradForward(s, c, x, y, scratch)
+	}
 	g, err := r.convGeometry(op, c, x, scratch)
 	if err != nil {
 		return err
@@ -270,6 +279,9 @@ func (r *Runtime) Conv2DMaskReLU(s *vk.Stream, c *Conv2D, y, dy *Tensor) error {
 // ReLU (masked already: see Conv2DBackwardBias).
 func (r *Runtime) Conv2DBackwardWeights(s *vk.Stream, c *Conv2D, x, dy, scratch *Tensor, accumulate bool) error {
 	const op = "conv2d backward weights"
+	if c != nil && c.Algo == ConvWinograd {
+		return r.winogradBackwardWeights(s, c, x, dy, scratch, accumulate)
+	}
 	g, err := r.convGeometry(op, c, x, scratch)
 	if err != nil {
 		return err
@@ -296,6 +308,9 @@ func (r *Runtime) Conv2DBackwardWeights(s *vk.Stream, c *Conv2D, x, dy, scratch 
 // gradient before the ReLU) into dx, C x N x H x W (its shape must say so).
 func (r *Runtime) Conv2DBackwardData(s *vk.Stream, c *Conv2D, dy, dx, scratch *Tensor) error {
 	const op = "conv2d backward data"
+	if c != nil && c.Algo == ConvWinograd {
+		return r.winogradBackwardData(s, c, dy, dx, scratch)
+	}
 	g, err := r.convGeometry(op, c, dx, scratch)
 	if err != nil {
 		return err

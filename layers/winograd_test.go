@@ -1,0 +1,165 @@
+package layers
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"vktrain/layers/ref"
+	"vktrain/vk"
+)
+
+// winogradBound is the error bound of an F(2x2,3x3) result whose products sum
+// depth terms: (depth + 16) float32 roundings of its magnitude term (the same
+// algorithm on the absolute values of every input and transform entry), the 16
+// covering the input, filter and output transforms' additions (at most 4, 4
+// and 6 deep) with room for the 0.5 scalings' exactness not being relied on.
+func winogradBound(depth int, mag float64) float64 {
+	return float64(depth+16) * eps32 * mag * 1.01
+}
+
+// TestConv2DWinograd checks the Winograd passes (forward with bias and ReLU,
+// backward weights with and without accumulation, backward data) against the
+// direct float64 convolution within winogradBound, for both GEMM variants, over
+// odd sizes (a last tile half outside the output), paddings 0-2, 1 and 13
+// channels, batch 1 and 3, and chunked scratch.
+func TestConv2DWinograd(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(21, 22))
+	P := func(n, c, h, w, k, pad int) ref.Conv2DParams {
+		return ref.Conv2DParams{N: n, C: c, H: h, W: w, K: k, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: pad, PadW: pad}
+	}
+	cases := []convCase{
+		{p: P(1, 3, 7, 5, 4, 1), relu: true},
+		{p: P(3, 13, 6, 6, 5, 0)},
+		{p: P(2, 1, 4, 9, 3, 2), relu: true},
+		{p: P(3, 4, 8, 8, 8, 1), relu: true, chunk: 1, accum: true},
+		{p: P(1, 5, 3, 3, 2, 1), accum: true},
+		{p: P(3, 7, 13, 13, 6, 1), relu: true, chunk: 2}, // AlexNet's 13x13 maps, small
+	}
+	variants(t, r, func(t *testing.T) {
+		worst := 0.0
+		for _, c := range cases {
+			t.Run(c.String(), func(t *testing.T) { worst = max(worst, checkWinograd(t, r, rng, c)) })
+		}
+		t.Logf("worst error: %.3f of the bound", worst)
+	})
+}
+
+// checkWinograd runs one case and returns its worst error as a fraction of the bound.
+func checkWinograd(t *testing.T, r *Runtime, rng *rand.Rand, cc convCase) float64 {
+	p := cc.p
+	cv, err := r.NewConv2D("conv", p.C, p.K, 3, 3, 1, p.PadH, cc.relu)
+	must(t, err)
+	defer cv.Free()
+	cv.Algo = ConvWinograd
+	if !cv.WinogradApplies() {
+		t.Fatal("WinogradApplies is false for a 3x3 stride-1 convolution")
+	}
+	oh, ow := cv.OutSize(p.H, p.W)
+	P := oh * ow
+	if cc.chunk > 0 {
+		fwd, data := cv.winoPasses(p.N, p.H, p.W, 1<<30)
+		cv.ScratchBudget = int64(4 * max(fwd.need(cc.chunk), data.need(cc.chunk)))
+	}
+	slen := cv.ScratchLen(p.N, p.H, p.W)
+	if cc.chunk > 0 {
+		if fwd, _ := cv.winoPasses(p.N, p.H, p.W, slen); fwd.g != min(cc.chunk, p.N) {
+			t.Fatalf("%d images per chunk, want %d", fwd.g, cc.chunk)
+		}
+	}
+	xv, wv, bv := randn(rng, p.N*p.C*p.H*p.W), randn(rng, p.K*p.C*9), randn(rng, p.K)
+	dyv := randn(rng, p.N*p.K*P) // CNHW
+	x := tensorWith(t, r, "x", swapOuter64(xv, p.N, p.C, p.H*p.W), p.C, p.N, p.H, p.W)
+	must(t, cv.Weight.Upload(to32(wv)))
+	must(t, cv.Bias.Upload(to32(bv)))
+	gw0 := make([]float64, len(wv))
+	if cc.accum {
+		gw0 = randn(rng, len(wv))
+		must(t, cv.WeightGrad.Upload(to32(gw0)))
+	}
+	y := zeros(t, r, "y", p.K, p.N, oh, ow)
+	dy := tensorWith(t, r, "dy", dyv, p.K, p.N, oh, ow)
+	dx := zeros(t, r, "dx", p.C, p.N, p.H, p.W)
+	scratch := zeros(t, r, "scratch", slen)
+	run(t, r, func(s *vk.Stream) error {
+		if err := r.Conv2DForward(s, cv, x, y, scratch); err != nil {
+			return err
+		}
+		if err := r.Conv2DBackwardWeights(s, cv, x, dy, scratch, cc.accum); err != nil {
+			return err
+		}
+		return r.Conv2DBackwardData(s, cv, dy, dx, scratch)
+	})
+	worst := 0.0
+	check := func(name string, got, want, mag []float64, depth int) {
+		t.Helper()
+		bound := make([]float64, len(want))
+		for i := range want {
+			bound[i] = winogradBound(depth, mag[i])
+			if bound[i] > 0 {
+				worst = max(worst, math.Abs(got[i]-want[i])/bound[i])
+			}
+		}
+		compareBound(t, name, got, want, bound)
+	}
+
+	// Forward, against the direct convolution; the magnitude from Winograd's own.
+	want, err := ref.Conv2DForward(p, xv, wv, bv)
+	must(t, err)
+	mag, err := ref.Conv2DWinograd(p, convAbs(xv), convAbs(wv), convAbs(bv), true)
+	must(t, err)
+	want, mag = swapOuter64(want, p.N, p.K, P), swapOuter64(mag, p.N, p.K, P)
+	for i := range want {
+		if cc.relu {
+			want[i] = math.Max(want[i], 0)
+		}
+	}
+	check("y", download(t, y), want, mag, p.C)
+
+	// Weight gradient: sums over every tile of the batch (plus the old value).
+	dyN := swapOuter64(dyv, p.K, p.N, P)
+	gw, err := ref.Conv2DBackwardFilter(p, xv, dyN)
+	must(t, err)
+	gwMag, err := ref.Conv2DWinogradBackwardFilter(p, convAbs(xv), convAbs(dyN), true)
+	must(t, err)
+	for i := range gw {
+		gw[i] += gw0[i]
+		gwMag[i] += math.Abs(gw0[i])
+	}
+	check("weight grad", download(t, cv.WeightGrad), gw, gwMag, p.N*((oh+1)/2)*((ow+1)/2))
+
+	// Input gradient: the forward algorithm over the K channels of dy.
+	gx, err := ref.Conv2DBackwardData(p, dyN, wv)
+	must(t, err)
+	q := ref.Conv2DParams{N: p.N, C: p.K, H: oh, W: ow, K: p.C, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 2 - p.PadH, PadW: 2 - p.PadW}
+	gxMag, err := ref.Conv2DWinograd(q, convAbs(dyN), convAbs(ref.FlipTranspose(p, wv)), nil, true)
+	must(t, err)
+	check("dx", download(t, dx), swapOuter64(gx, p.N, p.C, p.H*p.W), swapOuter64(gxMag, p.N, p.C, p.H*p.W), p.K)
+	return worst
+}
+
+// TestConv2DWinogradErrors: shapes Winograd cannot compute are refused by name.
+func TestConv2DWinogradErrors(t *testing.T) {
+	r := openRuntime(t)
+	for _, c := range []struct{ k, stride, pad int }{{5, 1, 2}, {3, 2, 1}, {3, 1, 3}} {
+		cv, err := r.NewConv2D("conv", 2, 2, c.k, c.k, c.stride, c.pad, false)
+		must(t, err)
+		cv.Algo = ConvWinograd
+		x := zeros(t, r, "x", 2, 1, 9, 9)
+		oh, ow := cv.OutSize(9, 9)
+		y := zeros(t, r, "y", 2, 1, oh, ow)
+		scratch := zeros(t, r, "scratch", 1<<16)
+		s, err := r.Dev.NewStream("errors", vk.StreamOptions{})
+		must(t, err)
+		err = r.Conv2DForward(s, cv, x, y, scratch)
+		s.Close()
+		cv.Free()
+		if err == nil {
+			t.Errorf("%dx%d stride %d pad %d: winograd accepted", c.k, c.k, c.stride, c.pad)
+		} else if !strings.Contains(err.Error(), "winograd") {
+			t.Errorf("error %q does not say winograd", err)
+		}
+	}
+}
