@@ -2,6 +2,8 @@ package layers
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,7 +25,8 @@ var alexnetConvs = []alexnetConv{
 	{"conv5", 256, 256, 3, 1, 1, 13},
 }
 
-// BenchmarkConv times AlexNet's five convolutions at 224x224, batch 4: forward
+// BenchmarkConv times AlexNet's five convolutions at 224x224, batch 4
+// (VKTRAIN_BENCH_BATCH to change it), with every algorithm that applies: forward
 // (im2col + GEMM with bias and ReLU), backward data (GEMM + col2im) and backward
 // weights (im2col + GEMM), with GPU timestamps, reporting GFLOP/s for
 // 2*K*C*R*S*OH*OW*N FLOPs per pass, and the bias pass (ReLU mask + row sums) in
@@ -36,7 +39,10 @@ func BenchmarkConv(b *testing.B) {
 	defer dev.Close()
 	r := NewRuntime(dev)
 	defer r.Close()
-	const batch = 4
+	batch := 4
+	if v := os.Getenv("VKTRAIN_BENCH_BATCH"); v != "" {
+		batch, _ = strconv.Atoi(v)
+	}
 	for _, l := range alexnetConvs {
 		cv, err := r.NewConv2D(l.name, l.c, l.k, l.kernel, l.kernel, l.stride, l.pad, true)
 		if err != nil {
@@ -47,52 +53,63 @@ func BenchmarkConv(b *testing.B) {
 		y, _ := r.NewTensor("y", l.k, batch, oh, ow)
 		dy, _ := r.NewTensor("dy", l.k, batch, oh, ow)
 		dx, _ := r.NewTensor("dx", l.c, batch, l.h, l.h)
-		scratch, err := r.NewTensor("scratch", cv.ScratchLen(batch, l.h, l.h))
-		if err != nil {
-			b.Fatal(err)
-		}
 		flops := 2 * float64(l.k*l.c*l.kernel*l.kernel*oh*ow*batch)
-		for _, pass := range []struct {
-			name string
-			rec  func(s *vk.Stream) error
-		}{
-			{"fwd", func(s *vk.Stream) error { return r.Conv2DForward(s, cv, x, y, scratch) }},
-			{"bwd-data", func(s *vk.Stream) error { return r.Conv2DBackwardData(s, cv, dy, dx, scratch) }},
-			{"bwd-weights", func(s *vk.Stream) error { return r.Conv2DBackwardWeights(s, cv, x, dy, scratch, false) }},
-			{"bwd-bias", func(s *vk.Stream) error { return r.Conv2DBackwardBias(s, cv, y, dy, false) }},
-		} {
-			b.Run(fmt.Sprintf("%s/%s/b%d/%s", l.name, pass.name, batch, r.Variant), func(b *testing.B) {
-				s, err := dev.NewStream("conv", vk.StreamOptions{Timestamps: true})
-				if err != nil {
-					b.Fatal(err)
+		algos := []ConvAlgo{ConvIm2col}
+		if cv.WinogradApplies() {
+			algos = append(algos, ConvWinograd)
+		}
+		for _, algo := range algos {
+			cv.Algo = algo
+			scratch, err := r.NewTensor("scratch", cv.ScratchLen(batch, l.h, l.h))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, pass := range []struct {
+				name string
+				rec  func(s *vk.Stream) error
+			}{
+				{"fwd", func(s *vk.Stream) error { return r.Conv2DForward(s, cv, x, y, scratch) }},
+				{"bwd-data", func(s *vk.Stream) error { return r.Conv2DBackwardData(s, cv, dy, dx, scratch) }},
+				{"bwd-weights", func(s *vk.Stream) error { return r.Conv2DBackwardWeights(s, cv, x, dy, scratch, false) }},
+				{"bwd-bias", func(s *vk.Stream) error { return r.Conv2DBackwardBias(s, cv, y, dy, false) }},
+			} {
+				if pass.name == "bwd-bias" && algo != ConvIm2col {
+					continue // the same kernel whatever the algorithm
 				}
-				defer s.Close()
-				if err := pass.rec(s); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.Run(); err != nil { // compiles the pipelines
-					b.Fatal(err)
-				}
-				var gpu time.Duration
-				var timings []vk.Timing
-				for b.Loop() {
-					if err := s.Run(); err != nil {
+				b.Run(fmt.Sprintf("%s/%s/b%d/%s/%s", l.name, pass.name, batch, r.Variant, algo), func(b *testing.B) {
+					s, err := dev.NewStream("conv", vk.StreamOptions{Timestamps: true})
+					if err != nil {
 						b.Fatal(err)
 					}
-					gpu += s.Total()
-					timings = s.Timings(timings)
-				}
-				for _, t := range timings {
-					b.Logf("%-12s %8.3f ms", t.Label, t.Time.Seconds()*1e3)
-				}
-				sec := gpu.Seconds() / float64(b.N)
-				b.ReportMetric(sec*1e3, "gpu-ms/op")
-				if pass.name != "bwd-bias" {
-					b.ReportMetric(flops/sec/1e9, "GFLOP/s")
-				}
-			})
+					defer s.Close()
+					if err := pass.rec(s); err != nil {
+						b.Fatal(err)
+					}
+					if err := s.Run(); err != nil { // compiles the pipelines
+						b.Fatal(err)
+					}
+					var gpu time.Duration
+					var timings []vk.Timing
+					for b.Loop() {
+						if err := s.Run(); err != nil {
+							b.Fatal(err)
+						}
+						gpu += s.Total()
+						timings = s.Timings(timings)
+					}
+					for _, t := range timings {
+						b.Logf("%-12s %8.3f ms", t.Label, t.Time.Seconds()*1e3)
+					}
+					sec := gpu.Seconds() / float64(b.N)
+					b.ReportMetric(sec*1e3, "gpu-ms/op")
+					if pass.name != "bwd-bias" {
+						b.ReportMetric(flops/sec/1e9, "GFLOP/s") // direct-convolution FLOPs: Winograd's effective rate
+					}
+				})
+			}
+			scratch.Free()
 		}
-		for _, t := range []*Tensor{x, y, dy, dx, scratch} {
+		for _, t := range []*Tensor{x, y, dy, dx} {
 			t.Free()
 		}
 		cv.Free()

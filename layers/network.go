@@ -17,6 +17,9 @@ type NetworkConfig struct {
 	SGD   SGDConfig        // optimizer hyper-parameters (training)
 	Seed  uint64           // dropout and augmentation streams
 	Train bool             // also record the training step (backward and SGD)
+	// ConvAlgo is the algorithm of the convolutions it applies to: ConvWinograd
+	// runs the 3x3 stride-1 ones by F(2x2, 3x3), the others stay on im2col.
+	ConvAlgo ConvAlgo
 }
 
 // StepKind selects which recorded step a submission runs.
@@ -194,6 +197,9 @@ func (n *Network) build() error {
 				return err
 			}
 			n.freed = append(n.freed, op.conv)
+			if n.cfg.ConvAlgo == ConvWinograd && op.conv.WinogradApplies() {
+				op.conv.Algo = ConvWinograd
+			}
 			op.inH, op.inW, op.outH, op.outW = l.In[1], l.In[2], l.Out[1], l.Out[2]
 			op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2])
 			scratchLen = max(scratchLen, op.conv.ScratchLen(batch, op.inH, op.inW))

@@ -38,7 +38,7 @@ func fullAlexNet(t testing.TB) *nn.Model {
 // parameters, which two steps at lr 0.001 barely move. Skipped unless
 // VKTRAIN_PARITY_DIR names the fixtures' directory (make parity).
 //
-// Both GEMM variants run; where classifier.1's weight (144 MiB) exceeds the
+// Both GEMM variants run, Winograd and im2col; where classifier.1's weight (144 MiB) exceeds the
 // device's storage-buffer range (lavapipe's 128 MiB), the tiled variant reads it
 // as texels.
 func TestNetworkParityFull(t *testing.T) {
@@ -53,5 +53,15 @@ func TestNetworkParityFull(t *testing.T) {
 	must(t, err)
 	t.Logf("fixtures read in %v", time.Since(start).Round(time.Millisecond))
 	r := openRuntime(t)
-	variants(t, r, func(t *testing.T) { checkParity(t, r, fullAlexNet(t), imageNetInput(256, 224), w, io) })
+	// Winograd (the default for features.6, .8 and .10) on both variants, and
+	// im2col on the texel one.
+	variants(t, r, func(t *testing.T) {
+		algos := []ConvAlgo{ConvWinograd}
+		if r.Variant == GEMMTexel {
+			algos = append(algos, ConvIm2col)
+		}
+		for _, algo := range algos {
+			t.Run(algo.String(), func(t *testing.T) { checkParity(t, r, fullAlexNet(t), imageNetInput(256, 224), w, io, algo) })
+		}
+	})
 }

@@ -29,6 +29,9 @@ type StepPart struct {
 	// InStep is false for a part that the step does not record as such (the
 	// standalone ReLU forward of a ReLU that the step fuses into a GEMM).
 	InStep bool
+	// Conv is the convolution whose Algo the part follows (nil for other parts):
+	// recording it with another Algo times that algorithm.
+	Conv *Conv2D
 	// Record records the part into s with the network's own tensors.
 	Record func(s *vk.Stream) error
 }
@@ -135,7 +138,7 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 	switch {
 	case op.conv != nil:
 		c := op.conv
-		p.Type, p.GEMMLike, p.Variant = "Conv2d", true, true
+		p.Type, p.GEMMLike, p.Variant, p.Conv = "Conv2d", true, true, c
 		p.FLOPs = 2 * float64(c.K) * float64(c.crs()) * float64(batch*op.outH*op.outW)
 		p.Shape = fmt.Sprintf("%s -> %s, %dx%d/%d", shapeText(op.x.Shape), shapeText(op.y.Shape), c.R, c.S, c.StrideH)
 	case op.lin != nil:
@@ -169,7 +172,7 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 	memory := func(pass string, bytes float64, rec func(s *vk.Stream) error) {
 		p := n.opPart(op, pass)
 		p.InStep, p.Record = true, rec
-		p.GEMMLike, p.Variant, p.FLOPs, p.Bytes = false, false, 0, bytes
+		p.GEMMLike, p.Variant, p.FLOPs, p.Bytes, p.Conv = false, false, 0, bytes, nil
 		out = append(out, p)
 	}
 	switch {

@@ -63,17 +63,22 @@ func testNetworkParity(t *testing.T, o vk.Options) {
 	io, err := weights.ReadPTH("testdata/parity_small_io.pth")
 	must(t, err)
 	r := openRuntimeWith(t, o)
-	variants(t, r, func(t *testing.T) { checkParity(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, io) })
+	variants(t, r, func(t *testing.T) {
+		for _, algo := range []ConvAlgo{ConvIm2col, ConvWinograd} {
+			t.Run(algo.String(), func(t *testing.T) { checkParity(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, io, algo) })
+		}
+	})
 }
 
-// checkParity lays model out for batch 4 with SGD lr 0.001 momentum 0.9, loads
+// checkParity lays model out for batch 4 with SGD lr 0.001 momentum 0.9 (its 3x3
+// stride-1 convolutions by algo), loads
 // the fixture's weights w, runs its two steps and compares with PyTorch (io):
 // losses and both steps' logits at 1e-4 relative, the second step's gradients
 // at 1e-3 and the parameters after it at 1e-4 of each tensor's largest value.
-func checkParity(t *testing.T, r *Runtime, model *nn.Model, input PreprocessParams, w, io *weights.StateDict) {
+func checkParity(t *testing.T, r *Runtime, model *nn.Model, input PreprocessParams, w, io *weights.StateDict, algo ConvAlgo) {
 	t.Helper()
 	start := time.Now()
-	net, err := NewNetwork(r, model, NetworkConfig{Batch: 4, Input: input, Train: true, SGD: SGDConfig{LR: 0.001, Momentum: 0.9}})
+	net, err := NewNetwork(r, model, NetworkConfig{Batch: 4, Input: input, Train: true, SGD: SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: algo})
 	must(t, err)
 	defer net.Close()
 	if _, _, err := net.LoadParams(w, true); err != nil {

@@ -29,6 +29,17 @@ func (a ConvAlgo) String() string {
 	return "im2col"
 }
 
+// ParseConvAlgo reads "winograd" or "im2col" ("" is im2col).
+func ParseConvAlgo(s string) (ConvAlgo, error) {
+	switch s {
+	case "winograd":
+		return ConvWinograd, nil
+	case "im2col", "":
+		return ConvIm2col, nil
+	}
+	return 0, fmt.Errorf("convolution algorithm %q: want winograd or im2col", s)
+}
+
 // WinogradApplies reports whether ConvWinograd can compute c: 3x3 filters at
 // stride 1.
 func (c *Conv2D) WinogradApplies() bool {
@@ -39,15 +50,15 @@ func (c *Conv2D) WinogradApplies() bool {
 // 16 transformed filters, [16][co][ci]), V ([16][ci][ldT], the input tiles)
 // and M ([16][co][ldT], the products), for chunks of g images of th x tw tiles.
 type winoPlan struct {
-	ci, co       int // rows of V and of M (the pass's input and output channels)
-	th, tw       int // tiles per image
-	g            int // images per chunk
-	offV, offM   int // element offsets of V and M (U is at 0)
-	outH, outW   int // the size the tiles cover (the pass's output)
-	padH, padW   int // of the input tiles
-	inH, inW     int // the pass's input
-	n            int  // images in the batch
-	flip         bool // backward data: the filters flipped and transposed
+	ci, co     int  // rows of V and of M (the pass's input and output channels)
+	th, tw     int  // tiles per image
+	g          int  // images per chunk
+	offV, offM int  // element offsets of V and M (U is at 0)
+	outH, outW int  // the size the tiles cover (the pass's output)
+	padH, padW int  // of the input tiles
+	inH, inW   int  // the pass's input
+	n          int  // images in the batch
+	flip       bool // backward data: the filters flipped and transposed
 }
 
 // ldT is the leading dimension of V and M for a chunk of gn images.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"vktrain/layers"
 	"vktrain/layers/nn"
 	"vktrain/train/fetch"
 )
@@ -39,6 +40,9 @@ type Config struct {
 	WeightDecay    float64 `json:"weight_decay"`
 	Augment        bool    `json:"augment"` // random crop (padding 4) and horizontal flip
 	Init           string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
+	// Conv is the algorithm of the 3x3 stride-1 convolutions: "winograd"
+	// (Defaults) or "im2col" ("" too, as runs written before the field existed).
+	Conv string `json:"conv,omitempty"`
 	// InitFrom is a .pth or .safetensors state dict of the whole modified model
 	// (10 classes, PyTorch's names, e.g. saved by PyTorch or vktrain export) that
 	// every parameter starts from; Pretrained must then be "none".
@@ -63,7 +67,8 @@ type Config struct {
 // 224 (resize 256, center crop 224), batch 4, 10 epochs, SGD lr 0.001 momentum
 // 0.9, running loss every 2000 mini-batches.
 func Defaults() Config {
-	return Config{Pretrained: PretrainedTorchvision, ImageSize: 224, Batch: 4, Epochs: 10, LR: 0.001, Momentum: 0.9, LogEvery: 2000, Seed: 1}
+	return Config{Pretrained: PretrainedTorchvision, ImageSize: 224, Batch: 4, Epochs: 10, LR: 0.001, Momentum: 0.9, LogEvery: 2000, Seed: 1,
+		Conv: layers.ConvWinograd.String()}
 }
 
 // Validate reports a setting that cannot work.
@@ -83,6 +88,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log every %d: must be at least 1", c.LogEvery)
 	case c.Pretrained == "":
 		return errors.New("pretrained: say torchvision, none or a file")
+	case c.Conv != "" && c.Conv != layers.ConvWinograd.String() && c.Conv != layers.ConvIm2col.String():
+		return fmt.Errorf("conv %q: want %s or %s", c.Conv, layers.ConvWinograd, layers.ConvIm2col)
 	case c.InitFrom != "" && c.Pretrained != PretrainedNone:
 		return fmt.Errorf("init from %s replaces every parameter: pretrained must be none, not %q", c.InitFrom, c.Pretrained)
 	case c.LRSchedule != "" && c.LRSchedule != ScheduleConstant && c.LRSchedule != ScheduleStep && c.LRSchedule != ScheduleCosine:

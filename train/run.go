@@ -136,9 +136,15 @@ func openSession(m *nn.Model, cfg Config, train, validate bool, log *slog.Logger
 		return nil, err
 	}
 	s.rt = layers.NewRuntime(s.dev)
+	algo, err := layers.ParseConvAlgo(cfg.Conv)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
 	s.net, err = layers.NewNetwork(s.rt, m, layers.NetworkConfig{
 		Batch: cfg.Batch, Input: inputParams(cfg, train), Train: train, Seed: cfg.Seed,
-		SGD: layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
+		SGD:      layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
+		ConvAlgo: algo,
 	})
 	if err != nil {
 		s.close()

@@ -26,7 +26,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	pngPath := fs.String("png", "", "write a chart of the kernels' median times to this PNG")
 	compare := fs.String("compare", "", "an earlier report (vktrain bench --json, or torch_bench.py): print speedups per kernel, layer and for the whole step")
-	variants := fs.Bool("variants", false, "also time every variant of the kernels that have one (GEMM texel and tiled)")
+	variants := fs.Bool("variants", false, "also time every variant of the kernels that have one (GEMM texel and tiled; convolutions by winograd and im2col)")
+	conv := fs.String("conv", train.Defaults().Conv, "algorithm of the 3x3 stride-1 convolutions: winograd or im2col")
 	kernels := fs.String("kernels", "", "only kernels whose name contains one of these comma-separated substrings (the step and inference always run)")
 	seed := fs.Uint64("seed", 1, "seed of the parameters and input data")
 	freeze := fs.Bool("freeze-features", false, "freeze the convolutional layers, as train --freeze-features")
@@ -43,9 +44,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	case *count < 0 || (*count == 0 && *budget <= 0):
 		return fmt.Errorf("--count %d, --budget %v: give a positive count or budget", *count, *budget)
 	}
+	algo, err := layers.ParseConvAlgo(*conv)
+	if err != nil {
+		return err
+	}
 	var old *bench.Report
 	if *compare != "" {
-		var err error
 		if old, err = bench.ReadReport(*compare); err != nil {
 			return err
 		}
@@ -63,10 +67,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	defer rt.Close()
 	cfg := bench.Config{
 		Model: model, ImageSize: *size, Resize: train.ResizeFor(*size), Batch: *batch,
-		Budget: *budget, Count: *count, Variants: *variants, Filter: *kernels, Seed: *seed,
+		Budget: *budget, Count: *count, Variants: *variants, Filter: *kernels, Seed: *seed, ConvAlgo: algo,
 		Log: func(format string, args ...any) { e.log.Info(fmt.Sprintf(format, args...)) },
 	}
-	e.log.Info("benchmarking", "device", dev.Info.Name, "image-size", *size, "batch", *batch, "gemm", rt.Variant)
+	e.log.Info("benchmarking", "device", dev.Info.Name, "image-size", *size, "batch", *batch, "gemm", rt.Variant, "conv", algo)
 	rep, err := bench.Run(ctx, rt, cfg, bench.Version())
 	if err != nil {
 		return err

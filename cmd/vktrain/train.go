@@ -31,6 +31,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.Float64Var(&cfg.LRGamma, "lr-gamma", 0.1, `"step" schedule: the decay factor`)
 	fs.BoolVar(&cfg.Augment, "augment", cfg.Augment, "random crop (padding) and horizontal flip")
 	fs.StringVar(&cfg.Init, "init", "torch", `initialisation of the layers not loaded from weights: "torch" (PyTorch's defaults) or "kaiming" (torchvision's VGG scheme: trains from scratch much faster)`)
+	fs.StringVar(&cfg.Conv, "conv", cfg.Conv, "algorithm of the 3x3 stride-1 convolutions: winograd (F(2x2,3x3)) or im2col")
 	fs.StringVar(&cfg.InitFrom, "init-from", "", "start every parameter from this .pth or .safetensors state dict of the modified 10-class model (implies --pretrained none)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the data order, initialisation, dropout and augmentation")
 	fs.IntVar(&cfg.LogEvery, "log-every", cfg.LogEvery, "print the running loss every N mini-batches")

@@ -41,6 +41,9 @@ type Config struct {
 	Variants bool
 	Filter   string // only kernels whose name contains one of these comma-separated substrings
 	Seed     uint64 // parameter initialisation and input data
+	// ConvAlgo is the algorithm of the convolutions it applies to (as
+	// layers.NetworkConfig); --variants times the other one too.
+	ConvAlgo layers.ConvAlgo
 	// Log, when set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -130,7 +133,7 @@ func Run(ctx context.Context, rt *layers.Runtime, cfg Config, version string) (*
 		Schema: SchemaID, Tool: "vktrain", Version: version, Revision: Revision(), Time: time.Now().UTC().Format(time.RFC3339),
 		Device: Device{Name: info.Name, Type: info.Type.String(), Driver: strings.TrimSpace(info.DriverName + " " + info.DriverInfo), APIVersion: info.APIVersion},
 		Config: RunSpec{ImageSize: cfg.ImageSize, Batch: cfg.Batch, BudgetS: cfg.Budget.Seconds(), Count: cfg.Count,
-			Variants: cfg.Variants, Filter: cfg.Filter, GEMMVariant: rt.Variant.String()},
+			Variants: cfg.Variants, Filter: cfg.Filter, GEMMVariant: rt.Variant.String(), ConvAlgo: cfg.ConvAlgo.String()},
 		Kernels: []Kernel{}, Skipped: []Skip{}, Step: Step{Layers: []Layer{}},
 	}
 	b.logf("measuring the device's peaks")

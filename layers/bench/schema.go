@@ -40,12 +40,13 @@ type Device struct {
 type RunSpec struct {
 	ImageSize   int     `json:"image_size"`
 	Batch       int     `json:"batch"`
-	BudgetS     float64 `json:"budget_s"`     // time budget per kernel, seconds
-	Count       int     `json:"count"`        // runs per kernel (0: until the budget)
-	Variants    bool    `json:"variants"`     // every variant timed
-	Filter      string  `json:"filter"`       // kernel name filter ("" for all)
-	GEMMVariant string  `json:"gemm_variant"` // the variant the runtime chose ("" for PyTorch)
-	Threads     int     `json:"threads"`      // CPU threads (PyTorch; 0 where not applicable)
+	BudgetS     float64 `json:"budget_s"`            // time budget per kernel, seconds
+	Count       int     `json:"count"`               // runs per kernel (0: until the budget)
+	Variants    bool    `json:"variants"`            // every variant timed
+	Filter      string  `json:"filter"`              // kernel name filter ("" for all)
+	GEMMVariant string  `json:"gemm_variant"`        // the variant the runtime chose ("" for PyTorch)
+	ConvAlgo    string  `json:"conv_algo,omitempty"` // the 3x3 stride-1 convolutions' algorithm (vktrain only)
+	Threads     int     `json:"threads"`             // CPU threads (PyTorch; 0 where not applicable)
 }
 
 // Peaks are the device's measured reference figures.
@@ -58,15 +59,16 @@ type Peaks struct {
 
 // Kernel is one benchmarked kernel: a pass of a layer at the model's shapes.
 type Kernel struct {
-	Name    string `json:"name"`    // "<layer> <pass>", plus " [variant]" for a variant the device does not use
-	Layer   string `json:"layer"`   // layer path (as in the model's state_dict), or input/loss/sgd/flatten
-	Type    string `json:"type"`    // module type, e.g. "Conv2d"
-	Pass    string `json:"pass"`    // forward, backward-data, backward-weights, ...
-	Variant string `json:"variant"` // GEMM variant timed ("" where the kernel has none)
-	Chosen  bool   `json:"chosen"`  // the variant the device uses (true where there is none)
-	Shape   string `json:"shape"`   // the shapes, for people
-	InStep  bool   `json:"in_step"` // part of the recorded training step
-	Runs    int    `json:"runs"`    // timed runs
+	Name    string `json:"name"`           // "<layer> <pass>", plus " [variant]" for a variant the device does not use
+	Layer   string `json:"layer"`          // layer path (as in the model's state_dict), or input/loss/sgd/flatten
+	Type    string `json:"type"`           // module type, e.g. "Conv2d"
+	Pass    string `json:"pass"`           // forward, backward-data, backward-weights, ...
+	Variant string `json:"variant"`        // GEMM variant timed ("" where the kernel has none)
+	Algo    string `json:"algo,omitempty"` // convolution algorithm timed ("im2col", "winograd"; convolutions only)
+	Chosen  bool   `json:"chosen"`         // the variant the device uses (true where there is none)
+	Shape   string `json:"shape"`          // the shapes, for people
+	InStep  bool   `json:"in_step"`        // part of the recorded training step
+	Runs    int    `json:"runs"`           // timed runs
 
 	MedianMS float64 `json:"median_ms"`
 	MinMS    float64 `json:"min_ms"`

@@ -16,7 +16,7 @@ import (
 func (b *bencher) newNetwork(batch int, train bool, sd *weights.StateDict) (*layers.Network, error) {
 	net, err := layers.NewNetwork(b.rt, b.cfg.Model, layers.NetworkConfig{
 		Batch: batch, Input: b.input(), Train: train, Seed: b.cfg.Seed,
-		SGD: layers.SGDConfig{LR: 0.001, Momentum: 0.9},
+		SGD: layers.SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: b.cfg.ConvAlgo,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: batch %d: %w", batch, err)
@@ -181,24 +181,61 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 		if !b.selected(partName(p)) {
 			continue
 		}
-		variants := []layers.GEMMVariant{b.rt.Variant}
-		if p.Variant && b.cfg.Variants {
+		// The chosen way first, then (with --variants) the other GEMM variants
+		// and, for a convolution Winograd applies to, the other algorithm.
+		type way struct {
+			gemm layers.GEMMVariant
+			algo layers.ConvAlgo
+		}
+		chosen := way{gemm: b.rt.Variant}
+		gemms, algos := []layers.GEMMVariant{b.rt.Variant}, []layers.ConvAlgo{}
+		if p.Conv != nil {
+			chosen.algo = p.Conv.Algo
+			algos = append(algos, p.Conv.Algo)
+		}
+		if b.cfg.Variants && p.Variant {
 			for _, v := range []layers.GEMMVariant{layers.GEMMTexel, layers.GEMMTiled} {
 				if v != b.rt.Variant {
-					variants = append(variants, v)
+					gemms = append(gemms, v)
 				}
 			}
 		}
-		for j, v := range variants {
+		if b.cfg.Variants && p.Conv != nil && p.Conv.WinogradApplies() {
+			for _, a := range []layers.ConvAlgo{layers.ConvIm2col, layers.ConvWinograd} {
+				if a != chosen.algo {
+					algos = append(algos, a)
+				}
+			}
+		}
+		ways := []way{}
+		for _, g := range gemms {
+			if len(algos) == 0 {
+				ways = append(ways, way{gemm: g})
+			}
+			for _, a := range algos {
+				ways = append(ways, way{gemm: g, algo: a})
+			}
+		}
+		for j, w := range ways {
 			kr := Kernel{Name: partName(p), Layer: p.Layer, Type: p.Type, Pass: p.Pass, Chosen: j == 0, Shape: p.Shape, InStep: p.InStep && j == 0}
 			if p.Variant {
-				kr.Variant = v.String()
+				kr.Variant = w.gemm.String()
 			}
-			if j > 0 {
-				kr.Name += " [" + v.String() + "]"
+			if p.Conv != nil {
+				kr.Algo = w.algo.String()
+			}
+			var tags []string
+			if w.gemm != chosen.gemm {
+				tags = append(tags, w.gemm.String())
+			}
+			if p.Conv != nil && w.algo != chosen.algo {
+				tags = append(tags, w.algo.String())
+			}
+			if len(tags) > 0 {
+				kr.Name += " [" + strings.Join(tags, ", ") + "]"
 			}
 			b.logf("%s", kr.Name)
-			times, err := b.timePart(p, v)
+			times, err := b.timePart(p, w.gemm, w.algo)
 			if err != nil {
 				if j == 0 {
 					return fmt.Errorf("bench: %s: %w", kr.Name, err)
@@ -229,10 +266,15 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 	return nil
 }
 
-// timePart records p under GEMM variant v and times it.
-func (b *bencher) timePart(p layers.StepPart, v layers.GEMMVariant) ([]time.Duration, error) {
+// timePart records p under GEMM variant v (and, for a convolution, algorithm
+// algo) and times it.
+func (b *bencher) timePart(p layers.StepPart, v layers.GEMMVariant, algo layers.ConvAlgo) ([]time.Duration, error) {
 	chosen := b.rt.Variant
 	b.rt.Variant = v
+	if p.Conv != nil {
+		defer func(a layers.ConvAlgo) { p.Conv.Algo = a }(p.Conv.Algo)
+		p.Conv.Algo = algo
+	}
 	s, err := b.recordPart(p)
 	b.rt.Variant = chosen
 	if err != nil {
