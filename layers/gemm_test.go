@@ -74,26 +74,7 @@ func checkGEMM(t *testing.T, r *Runtime, rng *rand.Rand, name string, m, n, k in
 	got := download(t, cm.T)
 
 	// Reference: gather the logical operands, multiply in float64.
-	a := make([]float64, m*k)
-	b := make([]float64, k*n)
-	for i := 0; i < m; i++ {
-		for p := 0; p < k; p++ {
-			if ta {
-				a[i*k+p] = av[off+p*am.LD+i]
-			} else {
-				a[i*k+p] = av[off+i*am.LD+p]
-			}
-		}
-	}
-	for p := 0; p < k; p++ {
-		for j := 0; j < n; j++ {
-			if tb {
-				b[p*n+j] = bv[off+j*bm.LD+p]
-			} else {
-				b[p*n+j] = bv[off+p*bm.LD+j]
-			}
-		}
-	}
+	a, b := logical(av, off, am.LD, m, k, ta), logical(bv, off, bm.LD, k, n, tb)
 	prod := make([]float64, m*n)
 	must(t, ref.GEMM(false, false, m, n, k, 1, a, b, 0, prod))
 	absA, absB := make([]float64, len(a)), make([]float64, len(b))
@@ -206,25 +187,7 @@ func TestGEMMBatched(t *testing.T) {
 				want := append([]float64(nil), cv...)
 				bound := make([]float64, len(cv))
 				for z := 0; z < c.batch; z++ {
-					a, b := make([]float64, c.m*c.k), make([]float64, c.k*c.n)
-					for i := 0; i < c.m; i++ {
-						for p := 0; p < c.k; p++ {
-							if ta {
-								a[i*c.k+p] = av[z*strideA+p*ac+i]
-							} else {
-								a[i*c.k+p] = av[z*strideA+i*ac+p]
-							}
-						}
-					}
-					for p := 0; p < c.k; p++ {
-						for j := 0; j < c.n; j++ {
-							if tb {
-								b[p*c.n+j] = bv[z*strideB+j*bc+p]
-							} else {
-								b[p*c.n+j] = bv[z*strideB+p*bc+j]
-							}
-						}
-					}
+					a, b := logical(av, z*strideA, ac, c.m, c.k, ta), logical(bv, z*strideB, bc, c.k, c.n, tb)
 					prod, mag := make([]float64, c.m*c.n), make([]float64, c.m*c.n)
 					must(t, ref.GEMM(false, false, c.m, c.n, c.k, 1, a, b, 0, prod))
 					for i := range a {
@@ -242,4 +205,20 @@ func TestGEMMBatched(t *testing.T) {
 			}
 		}
 	})
+}
+
+// logical gathers the rows x cols operand stored from off with leading
+// dimension ld (transposed: stored cols x rows) into a row-major slice.
+func logical(v []float64, off, ld, rows, cols int, trans bool) []float64 {
+	out := make([]float64, rows*cols)
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			if trans {
+				out[i*cols+j] = v[off+j*ld+i]
+			} else {
+				out[i*cols+j] = v[off+i*ld+j]
+			}
+		}
+	}
+	return out
 }

@@ -15,117 +15,72 @@ import "fmt"
 // WinogradBT, WinogradG and WinogradAT are F(2x2, 3x3)'s input, filter and output
 // transform matrices.
 var (
-	WinogradBT = [4][4]float64{{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}}
-	WinogradG  = [4][3]float64{{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}}
-	WinogradAT = [2][4]float64{{1, 1, 1, 0}, {0, 1, -1, -1}}
+	WinogradBT = [][]float64{{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}}
+	WinogradG  = [][]float64{{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}}
+	WinogradAT = [][]float64{{1, 1, 1, 0}, {0, 1, -1, -1}}
 )
+
+// sandwich returns L X L^T for X n x n (row-major) and L m x n, as a row-major
+// m x m slice; with abs, of the absolute values of every entry.
+func sandwich(l [][]float64, x []float64, abs bool) []float64 {
+	m, n := len(l), len(l[0])
+	t := make([]float64, m*n) // L X
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			for k := 0; k < n; k++ {
+				t[i*n+j] += mag(l[i][k], abs) * mag(x[k*n+j], abs)
+			}
+		}
+	}
+	out := make([]float64, m*m)
+	for i := 0; i < m; i++ {
+		for j := 0; j < m; j++ {
+			for k := 0; k < n; k++ {
+				out[i*m+j] += t[i*n+k] * mag(l[j][k], abs)
+			}
+		}
+	}
+	return out
+}
+
+func transposed(a [][]float64) [][]float64 {
+	out := make([][]float64, len(a[0]))
+	for j := range out {
+		out[j] = make([]float64, len(a))
+		for i := range a {
+			out[j][i] = a[i][j]
+		}
+	}
+	return out
+}
 
 // WinogradFilter returns U = G g G^T (4x4, row-major) for a 3x3 filter g.
 // With abs, every matrix entry is taken by its absolute value (the bound's
 // magnitude term).
 func WinogradFilter(g [9]float64, abs bool) [16]float64 {
-	var t [4][3]float64 // G g
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 3; j++ {
-			for k := 0; k < 3; k++ {
-				t[i][j] += mag(WinogradG[i][k], abs) * mag(g[k*3+j], abs)
-			}
-		}
-	}
-	var u [16]float64
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 4; j++ {
-			for k := 0; k < 3; k++ {
-				u[i*4+j] += t[i][k] * mag(WinogradG[j][k], abs)
-			}
-		}
-	}
-	return u
+	return [16]float64(sandwich(WinogradG, g[:], abs))
 }
 
 // WinogradInput returns V = B^T d B (4x4, row-major) for a 4x4 input tile d.
 func WinogradInput(d [16]float64, abs bool) [16]float64 {
-	var t, v [16]float64
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 4; j++ {
-			for k := 0; k < 4; k++ {
-				t[i*4+j] += mag(WinogradBT[i][k], abs) * mag(d[k*4+j], abs)
-			}
-		}
-	}
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 4; j++ {
-			for k := 0; k < 4; k++ {
-				v[i*4+j] += t[i*4+k] * mag(WinogradBT[j][k], abs)
-			}
-		}
-	}
-	return v
+	return [16]float64(sandwich(WinogradBT, d[:], abs))
 }
 
 // WinogradOutput returns Y = A^T m A (2x2, row-major) for a 4x4 tile m.
 func WinogradOutput(m [16]float64, abs bool) [4]float64 {
-	var t [2][4]float64
-	for i := 0; i < 2; i++ {
-		for j := 0; j < 4; j++ {
-			for k := 0; k < 4; k++ {
-				t[i][j] += mag(WinogradAT[i][k], abs) * mag(m[k*4+j], abs)
-			}
-		}
-	}
-	var y [4]float64
-	for i := 0; i < 2; i++ {
-		for j := 0; j < 2; j++ {
-			for k := 0; k < 4; k++ {
-				y[i*2+j] += t[i][k] * mag(WinogradAT[j][k], abs)
-			}
-		}
-	}
-	return y
+	return [4]float64(sandwich(WinogradAT, m[:], abs))
 }
 
 // WinogradOutputGrad returns A dy A^T (4x4), the transposed output transform:
 // the gradient of the 16 products from a 2x2 output-gradient tile dy.
 func WinogradOutputGrad(dy [4]float64, abs bool) [16]float64 {
-	var t [4][2]float64
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 2; j++ {
-			for k := 0; k < 2; k++ {
-				t[i][j] += mag(WinogradAT[k][i], abs) * mag(dy[k*2+j], abs)
-			}
-		}
-	}
-	var m [16]float64
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 4; j++ {
-			for k := 0; k < 2; k++ {
-				m[i*4+j] += t[i][k] * mag(WinogradAT[k][j], abs)
-			}
-		}
-	}
-	return m
+	return [16]float64(sandwich(transposed(WinogradAT), dy[:], abs))
 }
 
 // WinogradFilterGrad returns G^T du G (3x3), the transposed filter transform:
 // the filter gradient from the gradient du of U.
 func WinogradFilterGrad(du [16]float64, abs bool) [9]float64 {
-	var t [3][4]float64
-	for i := 0; i < 3; i++ {
-		for j := 0; j < 4; j++ {
-			for k := 0; k < 4; k++ {
-				t[i][j] += mag(WinogradG[k][i], abs) * mag(du[k*4+j], abs)
-			}
-		}
-	}
-	var g [9]float64
-	for i := 0; i < 3; i++ {
-		for j := 0; j < 3; j++ {
-			for k := 0; k < 4; k++ {
-				g[i*3+j] += t[i][k] * mag(WinogradG[k][j], abs)
-			}
-		}
-	}
-	return g
+	return [9]float64(sandwich(transposed(WinogradG), du[:], abs))
 }
 
 func mag(v float64, abs bool) float64 {
