@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"vktrain/train/cifar10"
+	"vktrain/train/metrics"
 )
 
 // sharedCIFAR is the real CIFAR-10 subset beside the repository (10,000 training
@@ -77,25 +78,42 @@ func TestRealCIFARMemorizes(t *testing.T) {
 
 // TestSyntheticLearns trains AlexNet from scratch (the kaiming scheme) on the
 // built-in synthetic set for one epoch of 3,000 images at 64x64, the recipe of
-// make demo, and requires it to generalise to the 500 held-out test images:
-// chance is 10%, the bound 30% (measured: 43%; the loss starts falling after
-// about 250 steps, so it cannot be shortened much). The one test here that takes
-// minutes: about 2 on an Intel Xeon host, 10 on one five times slower.
+// make demo, and requires it to learn: the running loss over the last 75 of its
+// 375 steps must have fallen from chance (ln 10 = 2.30) below 2.15, and the
+// accuracy on the 500 held-out test images must reach 17% (chance is 10%, with
+// a standard deviation of 1.3% over 500 images). One epoch ends where learning
+// has just begun (the loss starts falling after about 150-250 steps), so the
+// test accuracy there swings with the trajectory: measured 20-43% over four
+// runs with the same loss curve to within 0.1 (Winograd and im2col, constant
+// and cosine learning rates), last-window losses 1.86-1.99; hence the bounds.
+// The one test here that takes minutes: about 2 on an Intel Xeon host, 10 on
+// one five times slower.
 func TestSyntheticLearns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo recipe: a training run of minutes (375 steps)")
 	}
 	cfg := Defaults()
 	cfg.Data, cfg.Pretrained, cfg.Init = DataSynthetic, PretrainedNone, "kaiming"
-	cfg.ImageSize, cfg.Batch, cfg.Epochs, cfg.LR, cfg.LogEvery = 64, 8, 1, 0.01, 100
+	cfg.ImageSize, cfg.Batch, cfg.Epochs, cfg.LR, cfg.LogEvery = 64, 8, 1, 0.01, 75
 	cfg.TrainLimit, cfg.TestLimit = 3000, 500
-	res, err := Run(context.Background(), cfg, runOpts(t, t.TempDir()))
+	dir := t.TempDir()
+	res, err := Run(context.Background(), cfg, runOpts(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
+	run, err := metrics.Read(filepath.Join(dir, metrics.FileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range run.Steps {
+		t.Logf("steps to %d: running loss %.3f", st.Step, st.RunningLoss)
+	}
 	acc := res.Epochs[0].TestAcc
 	t.Logf("synthetic test accuracy after one epoch of %d images: %.1f%%", cfg.TrainLimit, 100*acc)
-	if acc < 0.30 {
-		t.Errorf("test accuracy %.1f%%: the network did not learn the synthetic set; want at least 30%%", 100*acc)
+	if n := len(run.Steps); n == 0 || run.Steps[n-1].RunningLoss >= 2.15 {
+		t.Errorf("running loss at the end of the epoch %v: the network did not learn the synthetic set; want below 2.15 (chance 2.30)", run.Steps)
+	}
+	if acc < 0.17 {
+		t.Errorf("test accuracy %.1f%%: the network did not learn the synthetic set; want at least 17%%", 100*acc)
 	}
 }
