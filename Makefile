@@ -16,7 +16,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/vktrain
 
 ## demo: set up, list the Vulkan devices, then train AlexNet from scratch at 64x64 on the
-## built-in synthetic set for about two minutes (offline), evaluate it and write runs/demo
+## built-in synthetic set (offline; it prints its expected time), evaluate it and write runs/demo
 demo: setup build
 	$(BIN) devices
 	rm -rf runs/demo
