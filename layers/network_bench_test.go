@@ -53,7 +53,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		b.Run(fmt.Sprintf("size=%d/batch=%d", c.size, c.batch), func(b *testing.B) {
 			net, err := NewNetwork(r, modifiedAlexNet(b), NetworkConfig{
 				Batch: c.batch, Input: imageNetInput(c.resize, c.size), Train: true, Seed: 1,
-				SGD: SGDConfig{LR: 0.001, Momentum: 0.9},
+				SGD: SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: ConvWinograd, // as vktrain train by default
 			})
 			if err != nil {
 				b.Fatal(err)
