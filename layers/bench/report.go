@@ -52,8 +52,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	s := r.Step
-	fmt.Fprintf(w, "\ntraining step, batch %d: median %.2f ms (min %.2f, max %.2f, %d runs): %.1f images/s, %.1f GFLOP/s; host in the loop %.1f images/s\n",
-		s.Batch, s.MedianMS, s.MinMS, s.MaxMS, s.Runs, s.ImagesPerS, s.GFLOPS, s.WallImagesPerS)
+	commands := ""
+	if s.Commands > 0 {
+		commands = fmt.Sprintf("; %d commands", s.Commands)
+	}
+	fmt.Fprintf(w, "\ntraining step, batch %d: median %.2f ms (min %.2f, max %.2f, %d runs): %.1f images/s, %.1f GFLOP/s; host in the loop %.1f images/s%s\n",
+		s.Batch, s.MedianMS, s.MinMS, s.MaxMS, s.Runs, s.ImagesPerS, s.GFLOPS, s.WallImagesPerS, commands)
 	in := r.Inference
 	_, err := fmt.Fprintf(w, "inference: batch 1 %.2f ms (%.1f images/s); batch %d %.2f ms (%.1f images/s)\n",
 		in.Batch1MS, in.Batch1ImagesPerS, in.Batch, in.BatchMS, in.BatchImagesPerS)

@@ -102,6 +102,10 @@ type Step struct {
 	FLOPs          float64 `json:"flops"`  // forward and backward FLOPs per step
 	GFLOPS         float64 `json:"gflops"` // FLOPs over the median step
 	Layers         []Layer `json:"layers"` // the step's time by layer (empty where not attributed)
+	// Commands is the number of commands the recorded step holds (dispatches,
+	// fills and copies, each timestamped): each costs a fixed overhead on the
+	// device besides its work.
+	Commands int `json:"commands,omitempty"`
 }
 
 // Layer is the step's time spent in one layer, from per-dispatch timestamps.

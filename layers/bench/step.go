@@ -98,6 +98,9 @@ func (b *bencher) training(rep *Report, sd *weights.StateDict) error {
 	batch := b.cfg.Batch
 	rep.Step = Step{Batch: batch, Runs: len(times), MedianMS: ms(st.median), MinMS: ms(st.min), MaxMS: ms(st.max),
 		ImagesPerS: float64(batch) / st.median.Seconds(), Layers: []Layer{}}
+	if len(stepTimings) > 0 {
+		rep.Step.Commands = len(stepTimings[0])
+	}
 
 	// Host in the loop: steps submitted back to back.
 	k := max(len(times), 4)
