@@ -59,7 +59,15 @@ bench:
 clean:
 	rm -rf bin
 
-.PHONY: parity bench-step gpu-bundle gpu-dryrun
+.PHONY: parity bench-step gpu-bundle gpu-dryrun compare-learning
+
+## compare-learning: vktrain and PyTorch (CPU) trained under the same recipe, several
+## seeds each, on ../shared/data/cifar-10-full at 64x64 batch 64 by default (hours on a
+## CPU; CMP_* variables size it, see layers/testdata/compare_learning.sh): accuracy per
+## epoch, mean and spread over seeds, and runs/compare/compare.png
+compare-learning: build
+	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision" .ci/setup.sh
+	layers/testdata/compare_learning.sh
 
 ## gpu-bundle: everything a GPU machine without Go or a package registry needs for
 ## .ci/gpu-check.sh (binaries, compiled tests, the Vulkan loader and validation

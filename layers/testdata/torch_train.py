@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""PyTorch twin of `vktrain train` for learning-curve comparisons (run with
+Debian's python3-torch and python3-torchvision): the same modified AlexNet
+(torchvision's, classifier.4 -> Linear(4096, 1024), classifier.6 ->
+Linear(1024, 10), PyTorch's default initialisation, dropout 0.5), the same
+preprocessing (bilinear resize to size*8/7, centre crop, ImageNet mean and std:
+gen_parity.preprocess), cross-entropy, SGD with momentum, constant or cosine
+learning rate with linear warm-up (train.LRAt's rule), a fresh permutation of
+the training set every epoch. It reads the official CIFAR-10 binary files and
+writes RUN_DIR/metrics.jsonl in vktrain's schema (train/metrics), so that
+`vktrain plot RUN_DIR...` draws it beside vktrain's runs.
+
+    /usr/bin/python3 layers/testdata/torch_train.py --data DIR --out RUN_DIR \\
+        --image-size 64 --batch 64 --epochs 3 --lr 0.01 --seed 1
+
+The data order and dropout masks differ from vktrain's by construction (another
+RNG): compare several seeds. It prints which BLAS torch loaded.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_parity import preprocess  # noqa: E402
+from torch_step_bench import blas_name, loaded_blas, modified_alexnet  # noqa: E402
+
+CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+RECORD = 3073
+
+
+def read_cifar(paths, limit):
+    raw = b"".join(open(p, "rb").read() for p in paths)
+    if len(raw) % RECORD:
+        sys.exit(f"torch_train: {paths}: {len(raw)} bytes is not a whole number of {RECORD}-byte records")
+    data = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(-1, RECORD)
+    if limit:
+        data = data[:limit]
+    return data[:, 1:].clone(), data[:, 0].long()
+
+
+def lr_at(args, step, steps_per_epoch):
+    warm = round(args.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return args.lr * (step + 1) / warm
+    if args.lr_schedule == "cosine":
+        total = args.epochs * steps_per_epoch - warm
+        return args.lr * (1 + math.cos(math.pi * (step - warm) / total)) / 2 if total > 0 else args.lr
+    return args.lr
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def evaluate(model, x, y, args, resize):
+    model.eval()
+    confusion = torch.zeros(10, 10, dtype=torch.long)
+    loss = 0.0
+    with torch.no_grad():
+        for i in range(0, len(y), args.batch):
+            logits = model(preprocess(x[i:i + args.batch], resize, args.image_size))
+            loss += F.cross_entropy(logits, y[i:i + args.batch], reduction="sum").item()
+            pred = logits.argmax(1)
+            for t, p in zip(y[i:i + args.batch].tolist(), pred.tolist()):
+                confusion[t, p] += 1
+    model.train()
+    per_class = [(confusion[c, c] / confusion[c].sum()).item() if confusion[c].sum() else float("nan") for c in range(10)]
+    return loss / len(y), confusion.trace().item() / len(y), per_class, confusion.tolist()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True, help="folder of the CIFAR-10 binary files")
+    ap.add_argument("--out", required=True, help="run directory (metrics.jsonl)")
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    ap.add_argument("--warmup-epochs", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--train-limit", type=int, default=0)
+    ap.add_argument("--test-limit", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    names = sorted(f for f in os.listdir(args.data) if f.startswith("data_batch_"))
+    x, y = read_cifar([os.path.join(args.data, f) for f in names], args.train_limit)
+    tx, ty = read_cifar([os.path.join(args.data, "test_batch.bin")], args.test_limit)
+    resize = args.image_size * 8 // 7
+    model = modified_alexnet()
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    steps = len(y) // args.batch
+    blas = blas_name(loaded_blas())
+    print(f"torch {torch.__version__}, {args.threads} threads, BLAS: {blas}; {len(y)} training and {len(ty)} test images, {steps} steps per epoch")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "metrics.jsonl"), "w") as out:
+        def write(rec):
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+        write({"kind": "config", "schema": 1, "model": "alexnet", "pretrained": False, "dataset": args.data,
+               "image_size": args.image_size, "batch": args.batch, "epochs": args.epochs, "lr": args.lr,
+               "momentum": args.momentum, "weight_decay": args.weight_decay, "seed": args.seed,
+               "device": f"PyTorch {torch.__version__} CPU ({blas})", "classes": CLASSES, "train_images": len(y),
+               "test_images": len(ty), "steps_per_epoch": steps, "log_every": args.log_every, "time": now(),
+               "extra": {"framework": "pytorch", "lr_schedule": args.lr_schedule, "warmup_epochs": str(args.warmup_epochs)}})
+        gen = torch.Generator().manual_seed(args.seed)
+        step = 0
+        for epoch in range(1, args.epochs + 1):
+            order = torch.randperm(len(y), generator=gen)
+            start = time.time()
+            run_loss = run_n = ep_loss = ep_correct = 0
+            for i in range(steps):
+                idx = order[i * args.batch:(i + 1) * args.batch]
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(args, step, steps)
+                logits = model(preprocess(x[idx], resize, args.image_size))
+                loss = F.cross_entropy(logits, y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+                run_loss, run_n = run_loss + loss.item(), run_n + 1
+                ep_loss += loss.item()
+                ep_correct += (logits.argmax(1) == y[idx]).sum().item()
+                if step % args.log_every == 0:
+                    print(f"[{epoch}, {i + 1:5d}] loss: {run_loss / run_n:.3f}", flush=True)
+                    write({"kind": "step", "epoch": epoch, "step": step, "images": step * args.batch,
+                           "running_loss": run_loss / run_n, "train_acc": ep_correct / ((i + 1) * args.batch),
+                           "lr": lr_at(args, step - 1, steps), "images_per_s": (i + 1) * args.batch / (time.time() - start),
+                           "time": now()})
+                    run_loss = run_n = 0
+            seconds = time.time() - start
+            test_loss, test_acc, per_class, confusion = evaluate(model, tx, ty, args, resize)
+            print(f"epoch {epoch}: test accuracy {100 * test_acc:.1f}%, test loss {test_loss:.3f}", flush=True)
+            write({"kind": "epoch", "epoch": epoch, "step": step, "train_loss": ep_loss / steps,
+                   "train_acc": ep_correct / (steps * args.batch), "test_loss": test_loss, "test_acc": test_acc,
+                   "per_class_acc": [None if math.isnan(a) else a for a in per_class], "confusion": confusion,
+                   "epoch_seconds": seconds, "images_per_s": steps * args.batch / seconds, "time": now()})
+
+
+if __name__ == "__main__":
+    main()
