@@ -96,9 +96,10 @@ parity:
 ## with batch 4 and 64 and at 64x64 with batch 64: vktrain on the default device beside PyTorch
 ## on the CPU with 2 threads, in images/s, and their ratio. Installs python3-torch and, for a
 ## fair comparison, the OpenMP OpenBLAS (BENCH_BLAS= keeps the BLAS already installed);
-## BENCH_STEPS timed steps per run (default 3).
+## BENCH_STEPS timed steps per run (default 3), BENCH_ROUNDS interleaved rounds (default 2).
 BENCH_BLAS ?= libopenblas0-openmp
 BENCH_STEPS ?= 3
+BENCH_ROUNDS ?= 2
 bench-step:
 	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision $(BENCH_BLAS)" .ci/setup.sh
-	BENCH_STEPS=$(BENCH_STEPS) GO="$(GO)" layers/testdata/bench_step.sh
+	BENCH_STEPS=$(BENCH_STEPS) BENCH_ROUNDS=$(BENCH_ROUNDS) GO="$(GO)" layers/testdata/bench_step.sh

@@ -25,9 +25,10 @@ type Conv2D struct {
 	StrideH, StrideW int
 	PadH, PadW       int
 	ReLU             bool // y = max(conv + bias, 0)
-	// Algo is how the passes compute: ConvIm2col (the default, any shape) or
-	// ConvWinograd (3x3 at stride 1; see WinogradApplies).
-	Algo ConvAlgo
+	// Algo is how each pass computes, indexed by ConvPass: ConvIm2col (the
+	// default, any shape), ConvWinograd or ConvWinograd4 (see AlgoApplies).
+	// SetAlgo sets all three.
+	Algo [3]ConvAlgo
 
 	Weight, Bias         *Tensor // K x C x R x S (PyTorch's layout) and K
 	WeightGrad, BiasGrad *Tensor // shaped like Weight and Bias
@@ -100,9 +101,35 @@ func (c *Conv2D) ScratchLen(n, h, w int) int {
 	if n <= 0 || oh == 0 {
 		return 0
 	}
-	if c.Algo == ConvWinograd && c.WinogradApplies() {
-		return c.winogradScratchLen(n, h, w)
+	need := 0
+	for pass, a := range c.Algo {
+		if v, ok := c.winoVariant(a); ok {
+			need = max(need, c.winogradScratchLen(v, ConvPass(pass), n, h, w))
+		} else {
+			need = max(need, c.im2colScratchLen(n, oh, ow))
+		}
 	}
+	return need
+}
+
+// AnyAlgoScratchLen is ScratchLen for the largest of every algorithm that
+// applies to c, so that a scratch tensor of that size serves whichever Algo
+// is set later (a tuner's trials, or a benchmark's variants).
+func (c *Conv2D) AnyAlgoScratchLen(n, h, w int) int {
+	need := 0
+	for _, a := range ConvAlgos {
+		if c.AlgoApplies(a) {
+			probe := *c
+			probe.SetAlgo(a)
+			need = max(need, probe.ScratchLen(n, h, w))
+		}
+	}
+	return need
+}
+
+// im2colScratchLen is ScratchLen for ConvIm2col: col for as many images as fit
+// ScratchBudget (at least one).
+func (c *Conv2D) im2colScratchLen(n, oh, ow int) int {
 	p, crs := oh*ow, c.crs()
 	g := 1
 	if c.ScratchBudget > 0 {
@@ -169,7 +196,7 @@ func convCheckLen(op, what string, t *Tensor, want int) error {
 // c.ScratchLen (a smaller one works, in more chunks, if it holds one image).
 func (r *Runtime) Conv2DForward(s *vk.Stream, c *Conv2D, x, y, scratch *Tensor) error {
 	const op = "conv2d forward"
-	if c != nil && c.Algo == ConvWinograd {
+	if c != nil && c.Algo[PassForward] != ConvIm2col {
 		return r.winogradForward(s, c, x, y, scratch)
 	}
 	g, err := r.convGeometry(op, c, x, scratch)
@@ -279,7 +306,7 @@ func (r *Runtime) Conv2DMaskReLU(s *vk.Stream, c *Conv2D, y, dy *Tensor) error {
 // ReLU (masked already: see Conv2DBackwardBias).
 func (r *Runtime) Conv2DBackwardWeights(s *vk.Stream, c *Conv2D, x, dy, scratch *Tensor, accumulate bool) error {
 	const op = "conv2d backward weights"
-	if c != nil && c.Algo == ConvWinograd {
+	if c != nil && c.Algo[PassBackwardWeights] != ConvIm2col {
 		return r.winogradBackwardWeights(s, c, x, dy, scratch, accumulate)
 	}
 	g, err := r.convGeometry(op, c, x, scratch)
@@ -308,7 +335,7 @@ func (r *Runtime) Conv2DBackwardWeights(s *vk.Stream, c *Conv2D, x, dy, scratch 
 // gradient before the ReLU) into dx, C x N x H x W (its shape must say so).
 func (r *Runtime) Conv2DBackwardData(s *vk.Stream, c *Conv2D, dy, dx, scratch *Tensor) error {
 	const op = "conv2d backward data"
-	if c != nil && c.Algo == ConvWinograd {
+	if c != nil && c.Algo[PassBackwardData] != ConvIm2col {
 		return r.winogradBackwardData(s, c, dy, dx, scratch)
 	}
 	g, err := r.convGeometry(op, c, dx, scratch)

@@ -54,12 +54,11 @@ func BenchmarkConv(b *testing.B) {
 		dy, _ := r.NewTensor("dy", l.k, batch, oh, ow)
 		dx, _ := r.NewTensor("dx", l.c, batch, l.h, l.h)
 		flops := 2 * float64(l.k*l.c*l.kernel*l.kernel*oh*ow*batch)
-		algos := []ConvAlgo{ConvIm2col}
-		if cv.WinogradApplies() {
-			algos = append(algos, ConvWinograd)
-		}
-		for _, algo := range algos {
-			cv.Algo = algo
+		for _, algo := range ConvAlgos {
+			if !cv.AlgoApplies(algo) {
+				continue
+			}
+			cv.SetAlgo(algo)
 			scratch, err := r.NewTensor("scratch", cv.ScratchLen(batch, l.h, l.h))
 			if err != nil {
 				b.Fatal(err)

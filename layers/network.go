@@ -18,8 +18,13 @@ type NetworkConfig struct {
 	Seed  uint64           // dropout and augmentation streams
 	Train bool             // also record the training step (backward and SGD)
 	// ConvAlgo is the algorithm of the convolutions it applies to: ConvWinograd
-	// runs the 3x3 stride-1 ones by F(2x2, 3x3), the others stay on im2col.
+	// runs the 3x3 and 5x5 stride-1 ones by F(2x2, RxR), ConvWinograd4 the 3x3
+	// ones by F(4x4, 3x3) and the 5x5 by F(2x2, 5x5); the others stay on im2col.
 	ConvAlgo ConvAlgo
+	// ConvChoices, where it names a convolution's path, gives its algorithm per
+	// pass (indexed by ConvPass) instead of ConvAlgo: what the tuner picked
+	// (layers/tune). Each must apply to the layer.
+	ConvChoices map[string][3]ConvAlgo
 }
 
 // StepKind selects which recorded step a submission runs.
@@ -197,12 +202,18 @@ func (n *Network) build() error {
 				return err
 			}
 			n.freed = append(n.freed, op.conv)
-			if n.cfg.ConvAlgo == ConvWinograd && op.conv.WinogradApplies() {
-				op.conv.Algo = ConvWinograd
+			op.conv.SetAlgo(op.conv.ChooseAlgo(n.cfg.ConvAlgo))
+			if choice, ok := n.cfg.ConvChoices[l.Path]; ok {
+				for pass, a := range choice {
+					if !op.conv.AlgoApplies(a) {
+						return fmt.Errorf("network: %s %s: %s does not apply to its %s pass", l.Path, m, a, ConvPass(pass))
+					}
+				}
+				op.conv.Algo = choice
 			}
 			op.inH, op.inW, op.outH, op.outW = l.In[1], l.In[2], l.Out[1], l.Out[2]
 			op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2])
-			scratchLen = max(scratchLen, op.conv.ScratchLen(batch, op.inH, op.inW))
+			scratchLen = max(scratchLen, op.conv.AnyAlgoScratchLen(batch, op.inH, op.inW))
 			op.trains = trainable[l.Path]
 			n.addParam(l.Path+".weight", op.conv.Weight, op.conv.WeightGrad, op.trains)
 			n.addParam(l.Path+".bias", op.conv.Bias, op.conv.BiasGrad, op.trains)

@@ -56,9 +56,9 @@ func TestNetworkParityFull(t *testing.T) {
 	// Winograd (the default for features.6, .8 and .10) on both variants, and
 	// im2col on the texel one.
 	variants(t, r, func(t *testing.T) {
-		algos := []ConvAlgo{ConvWinograd}
+		algos := []ConvAlgo{ConvWinograd4}
 		if r.Variant == GEMMTexel {
-			algos = append(algos, ConvIm2col)
+			algos = append(algos, ConvWinograd, ConvIm2col)
 		}
 		for _, algo := range algos {
 			t.Run(algo.String(), func(t *testing.T) { checkParity(t, r, fullAlexNet(t), imageNetInput(256, 224), w, io, algo) })

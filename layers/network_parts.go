@@ -29,11 +29,24 @@ type StepPart struct {
 	// InStep is false for a part that the step does not record as such (the
 	// standalone ReLU forward of a ReLU that the step fuses into a GEMM).
 	InStep bool
-	// Conv is the convolution whose Algo the part follows (nil for other parts):
-	// recording it with another Algo times that algorithm.
+	// Conv is the convolution whose Algo[ConvPass()] the part follows (nil for
+	// other parts): recording it with another Algo times that algorithm.
 	Conv *Conv2D
+	// ConvIn is Conv's input height and width, and Batch the images per step.
+	ConvIn [2]int
+	Batch  int
 	// Record records the part into s with the network's own tensors.
 	Record func(s *vk.Stream) error
+}
+
+// ConvPass is the convolution pass p is (with ok false for a part that is
+// not one of the three passes of p.Conv).
+func (p StepPart) ConvPass() (pass ConvPass, ok bool) {
+	if p.Conv == nil {
+		return 0, false
+	}
+	pass, err := ParseConvPass(p.Pass)
+	return pass, err == nil
 }
 
 // Runtime is the runtime the network was laid out on.
@@ -139,6 +152,7 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 	case op.conv != nil:
 		c := op.conv
 		p.Type, p.GEMMLike, p.Variant, p.Conv = "Conv2d", true, true, c
+		p.ConvIn, p.Batch = [2]int{op.inH, op.inW}, batch
 		p.FLOPs = 2 * float64(c.K) * float64(c.crs()) * float64(batch*op.outH*op.outW)
 		p.Shape = fmt.Sprintf("%s -> %s, %dx%d/%d", shapeText(op.x.Shape), shapeText(op.y.Shape), c.R, c.S, c.StrideH)
 	case op.lin != nil:

@@ -11,6 +11,7 @@ import (
 	"vktrain/layers"
 	"vktrain/layers/nn"
 	"vktrain/train/fetch"
+	"vktrain/train/tune"
 )
 
 // Pretrained sources for Config.Pretrained.
@@ -40,9 +41,19 @@ type Config struct {
 	WeightDecay    float64 `json:"weight_decay"`
 	Augment        bool    `json:"augment"` // random crop (padding 4) and horizontal flip
 	Init           string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
-	// Conv is the algorithm of the 3x3 stride-1 convolutions: "winograd"
-	// (Defaults) or "im2col" ("" too, as runs written before the field existed).
+	// Conv is the convolutions' algorithm: ConvAuto (Defaults: per pass, the
+	// fastest on the device as Tune finds it), or one for every pass where it
+	// applies: "winograd4" (F(4x4,3x3), and F(2x2,5x5) for 5x5), "winograd"
+	// (F(2x2,RxR)) or "im2col" ("" too, as runs written before the field existed).
 	Conv string `json:"conv,omitempty"`
+	// ConvChoices are the algorithms an "auto" run picked, per convolution and
+	// pass (layers.ConvPass order); written into the run's config.json once
+	// tuned, so that a resumed run computes exactly as it began.
+	ConvChoices map[string][3]string `json:"conv_choices,omitempty"`
+	// Tune is how "auto" picks: "off" (the built-in choice, as winograd4),
+	// "cached" (the default, ""; the device's tuning cache, timing what it
+	// lacks) or "full" (time every pass again). Not part of the recipe.
+	Tune string `json:"-"`
 	// InitFrom is a .pth or .safetensors state dict of the whole modified model
 	// (10 classes, PyTorch's names, e.g. saved by PyTorch or vktrain export) that
 	// every parameter starts from; Pretrained must then be "none".
@@ -63,12 +74,20 @@ type Config struct {
 	CacheDir     string  `json:"-"` // "" = fetch.CacheDir()
 }
 
+// ConvAuto is Config.Conv's choice by measurement (see Tune).
+const ConvAuto = "auto"
+
+func validConvAlgo(s string) bool {
+	_, err := layers.ParseConvAlgo(s)
+	return err == nil
+}
+
 // Defaults is the reference recipe: torchvision's pretrained AlexNet, CIFAR-10 at
 // 224 (resize 256, center crop 224), batch 4, 10 epochs, SGD lr 0.001 momentum
 // 0.9, running loss every 2000 mini-batches.
 func Defaults() Config {
 	return Config{Pretrained: PretrainedTorchvision, ImageSize: 224, Batch: 4, Epochs: 10, LR: 0.001, Momentum: 0.9, LogEvery: 2000, Seed: 1,
-		Conv: layers.ConvWinograd.String()}
+		Conv: ConvAuto}
 }
 
 // Validate reports a setting that cannot work.
@@ -88,8 +107,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log every %d: must be at least 1", c.LogEvery)
 	case c.Pretrained == "":
 		return errors.New("pretrained: say torchvision, none or a file")
-	case c.Conv != "" && c.Conv != layers.ConvWinograd.String() && c.Conv != layers.ConvIm2col.String():
-		return fmt.Errorf("conv %q: want %s or %s", c.Conv, layers.ConvWinograd, layers.ConvIm2col)
+	case c.Conv != ConvAuto && !validConvAlgo(c.Conv):
+		return fmt.Errorf("conv %q: want %s, %s, %s or %s", c.Conv, ConvAuto, layers.ConvWinograd4, layers.ConvWinograd, layers.ConvIm2col)
+	case c.Tune != "" && c.Tune != string(tune.Off) && c.Tune != string(tune.Cached) && c.Tune != string(tune.Full):
+		return fmt.Errorf("tune %q: want %s, %s or %s", c.Tune, tune.Off, tune.Cached, tune.Full)
 	case c.InitFrom != "" && c.Pretrained != PretrainedNone:
 		return fmt.Errorf("init from %s replaces every parameter: pretrained must be none, not %q", c.InitFrom, c.Pretrained)
 	case c.LRSchedule != "" && c.LRSchedule != ScheduleConstant && c.LRSchedule != ScheduleStep && c.LRSchedule != ScheduleCosine:

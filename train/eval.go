@@ -108,6 +108,7 @@ type EvalOptions struct {
 	Batch    int    // images per step; 0: the run's batch
 	Device   string // Vulkan device selector; "" chooses as vk.Open does
 	Validate bool   // the Vulkan validation layer
+	Tune     string // how an "auto" run's convolutions are chosen for this batch (Config.Tune)
 	Log      *slog.Logger
 }
 
@@ -141,8 +142,8 @@ func OpenForEval(cfg Config, ck *Checkpoint, opts EvalOptions) (*Model, error) {
 		return nil, err
 	}
 	ncfg := cfg
-	ncfg.Device = opts.Device
-	sess, err := openSession(model, ncfg, false, opts.Validate, log)
+	ncfg.Device, ncfg.Tune = opts.Device, opts.Tune
+	sess, err := openSession(context.Background(), model, ncfg, false, opts.Validate, log, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -104,3 +104,20 @@ func (f *fetchProgress) Update(done, total int64) {
 		f.p.Finish()
 	}
 }
+
+// TuneProgress draws the tuner's progress on w (a terminal) as one line redrawn
+// in place: algorithms timed of all, and the one being timed; nil w, no bar.
+func TuneProgress(w io.Writer) func(done, total int, what string) {
+	if w == nil {
+		return nil
+	}
+	return func(done, total int, what string) {
+		const width = 20
+		filled := width * done / max(total, 1)
+		bar := strings.Repeat("#", filled) + strings.Repeat(" ", width-filled)
+		fmt.Fprintf(w, "\rtuning convolutions [%s] %d/%d %-40s", bar, done, total, what)
+		if done >= total {
+			fmt.Fprintln(w)
+		}
+	}
+}

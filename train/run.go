@@ -16,6 +16,7 @@ import (
 	"vktrain/layers/nn"
 	"vktrain/train/cifar10"
 	"vktrain/train/metrics"
+	"vktrain/train/tune"
 	"vktrain/viz"
 	"vktrain/vk"
 )
@@ -105,6 +106,8 @@ type session struct {
 	dev *vk.Device
 	rt  *layers.Runtime
 	net *layers.Network
+	// choices are the tuned convolution algorithms (nil when not tuned).
+	choices map[string][3]layers.ConvAlgo
 }
 
 func (s *session) close() {
@@ -129,28 +132,101 @@ func inputParams(cfg Config, train bool) layers.PreprocessParams {
 	return p
 }
 
-func openSession(m *nn.Model, cfg Config, train, validate bool, log *slog.Logger) (*session, error) {
+// openSession opens cfg's device and lays m out on it (for training or
+// evaluation), its convolutions' algorithms chosen by chooseConv; tuning's
+// progress goes to progress (nil: none).
+func openSession(ctx context.Context, m *nn.Model, cfg Config, train, validate bool, log *slog.Logger, progress io.Writer) (*session, error) {
 	s := &session{}
 	var err error
 	if s.dev, err = vk.Open(vk.Options{Device: cfg.Device, Validate: validate, Logger: log}); err != nil {
 		return nil, err
 	}
 	s.rt = layers.NewRuntime(s.dev)
-	algo, err := layers.ParseConvAlgo(cfg.Conv)
-	if err != nil {
+	ncfg := NetworkConfigFor(cfg, train)
+	if err := chooseConv(ctx, s, m, cfg, &ncfg, log, progress); err != nil {
 		s.close()
 		return nil, err
 	}
-	s.net, err = layers.NewNetwork(s.rt, m, layers.NetworkConfig{
-		Batch: cfg.Batch, Input: inputParams(cfg, train), Train: train, Seed: cfg.Seed,
-		SGD:      layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
-		ConvAlgo: algo,
-	})
-	if err != nil {
+	var err2 error
+	if s.net, err2 = layers.NewNetwork(s.rt, m, ncfg); err2 != nil {
 		s.close()
-		return nil, err
+		return nil, err2
 	}
+	s.choices = ncfg.ConvChoices
 	return s, nil
+}
+
+// NetworkConfigFor is the network layout of cfg's recipe, for training or
+// evaluation (its ConvAlgo and ConvChoices left to the caller).
+func NetworkConfigFor(cfg Config, train bool) layers.NetworkConfig {
+	return layers.NetworkConfig{
+		Batch: cfg.Batch, Input: inputParams(cfg, train), Train: train, Seed: cfg.Seed,
+		SGD: layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
+	}
+}
+
+// chooseConv sets ncfg's convolution algorithms as cfg.Conv says: one
+// algorithm for all, or for "auto" the run's own choices when it has them
+// (a resumed training run), else the tuner's (cfg.Tune).
+func chooseConv(ctx context.Context, s *session, m *nn.Model, cfg Config, ncfg *layers.NetworkConfig, log *slog.Logger, progress io.Writer) error {
+	if cfg.Conv != ConvAuto {
+		algo, err := layers.ParseConvAlgo(cfg.Conv)
+		ncfg.ConvAlgo = algo
+		return err
+	}
+	ncfg.ConvAlgo = layers.ConvWinograd4 // the built-in choice where nothing is tuned
+	if ncfg.Train && len(cfg.ConvChoices) > 0 {
+		choices, err := ParseConvChoices(cfg.ConvChoices)
+		ncfg.ConvChoices = choices
+		return err
+	}
+	mode, err := tune.ParseMode(cfg.Tune)
+	if err != nil || mode == tune.Off {
+		return err
+	}
+	cache, err := tune.OpenCache(cfg.CacheDir, s.dev, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	bar := TuneProgress(progress)
+	res, err := tune.Choose(ctx, s.rt, m, *ncfg, cache, tune.Options{Mode: mode, Log: log, Progress: bar})
+	if err != nil {
+		return err
+	}
+	log.Info("convolution algorithms", "tune", mode, "cache", cache.Path(), "seconds", time.Since(start).Round(time.Millisecond).Seconds(),
+		"choices", FormatConvChoices(res.Choices))
+	ncfg.ConvChoices = res.Choices
+	return nil
+}
+
+// ParseConvChoices reads Config.ConvChoices.
+func ParseConvChoices(in map[string][3]string) (map[string][3]layers.ConvAlgo, error) {
+	out := make(map[string][3]layers.ConvAlgo, len(in))
+	for layer, names := range in {
+		var c [3]layers.ConvAlgo
+		for i, name := range names {
+			a, err := layers.ParseConvAlgo(name)
+			if err != nil {
+				return nil, fmt.Errorf("conv choices of %s: %w", layer, err)
+			}
+			c[i] = a
+		}
+		out[layer] = c
+	}
+	return out, nil
+}
+
+// FormatConvChoices is ParseConvChoices's inverse.
+func FormatConvChoices(in map[string][3]layers.ConvAlgo) map[string][3]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string][3]string, len(in))
+	for layer, c := range in {
+		out[layer] = [3]string{c[0].String(), c[1].String(), c[2].String()}
+	}
+	return out
 }
 
 // Run trains as cfg says, writing everything into opts.RunDir: config.json,
@@ -211,11 +287,17 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := openSession(model, cfg, true, opts.Validate, log)
+	sess, err := openSession(ctx, model, cfg, true, opts.Validate, log, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
 	defer sess.close()
+	if cfg.Conv == ConvAuto && len(cfg.ConvChoices) == 0 && len(sess.choices) > 0 {
+		cfg.ConvChoices = FormatConvChoices(sess.choices)
+		if err := writeConfig(dir, cfg); err != nil {
+			return nil, err
+		}
+	}
 	net := sess.net
 	var state State
 	if ck != nil {

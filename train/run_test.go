@@ -93,6 +93,24 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 			t.Errorf("run directory lacks %s: %v", f, err)
 		}
 	}
+	// The tuned algorithms are part of the run: every convolution's, in its config.
+	rc, err := ReadConfig(split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.ConvChoices) != 5 || rc.ConvChoices["features.0"] != [3]string{"im2col", "im2col", "im2col"} {
+		t.Errorf("config.json's conv choices %v, want all five convolutions (features.0 by im2col)", rc.ConvChoices)
+	}
+	// A resumed run takes them from there: a bad one is an error naming it.
+	rc.ConvChoices["features.6"] = [3]string{"fft", "im2col", "im2col"}
+	if err := writeConfig(split, rc); err != nil {
+		t.Fatal(err)
+	}
+	o = runOpts(t, split)
+	o.Resume = true
+	if _, err := Run(context.Background(), cfg, o); err == nil || !strings.Contains(err.Error(), "features.6") || !strings.Contains(err.Error(), "fft") {
+		t.Errorf("resuming with a bad conv choice: %v", err)
+	}
 }
 
 // TestNaNLossStops: a learning rate that diverges stops training with an error

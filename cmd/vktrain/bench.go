@@ -8,6 +8,7 @@ import (
 	"vktrain/layers"
 	"vktrain/layers/bench"
 	"vktrain/train"
+	"vktrain/train/tune"
 	"vktrain/vk"
 )
 
@@ -26,8 +27,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	pngPath := fs.String("png", "", "write a chart of the kernels' median times to this PNG")
 	compare := fs.String("compare", "", "an earlier report (vktrain bench --json, or torch_bench.py): print speedups per kernel, layer and for the whole step")
-	variants := fs.Bool("variants", false, "also time every variant of the kernels that have one (GEMM texel and tiled; convolutions by winograd and im2col)")
-	conv := fs.String("conv", train.Defaults().Conv, "algorithm of the 3x3 stride-1 convolutions: winograd or im2col")
+	variants := fs.Bool("variants", false, "also time every variant of the kernels that have one (GEMM texel and tiled; convolutions by every algorithm that applies; * marks the tuner's pick)")
+	conv := fs.String("conv", train.Defaults().Conv, convFlagUsage)
+	tuneMode := fs.String("tune", "cached", tuneFlagUsage)
 	kernels := fs.String("kernels", "", "only kernels whose name contains one of these comma-separated substrings (the step and inference always run)")
 	seed := fs.Uint64("seed", 1, "seed of the parameters and input data")
 	freeze := fs.Bool("freeze-features", false, "freeze the convolutional layers, as train --freeze-features")
@@ -45,6 +47,13 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("--count %d, --budget %v: give a positive count or budget", *count, *budget)
 	}
 	algo, err := layers.ParseConvAlgo(*conv)
+	if *conv == train.ConvAuto {
+		algo, err = layers.ConvWinograd4, nil // where nothing is tuned
+	}
+	if err != nil {
+		return err
+	}
+	mode, err := tune.ParseMode(*tuneMode)
 	if err != nil {
 		return err
 	}
@@ -70,7 +79,20 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		Budget: *budget, Count: *count, Variants: *variants, Filter: *kernels, Seed: *seed, ConvAlgo: algo,
 		Log: func(format string, args ...any) { e.log.Info(fmt.Sprintf(format, args...)) },
 	}
-	e.log.Info("benchmarking", "device", dev.Info.Name, "image-size", *size, "batch", *batch, "gemm", rt.Variant, "conv", algo)
+	if *conv == train.ConvAuto && mode != tune.Off {
+		cache, err := tune.OpenCache("", dev, e.log)
+		if err != nil {
+			return err
+		}
+		cfg.ChooseConv = func(ncfg layers.NetworkConfig) (map[string][3]layers.ConvAlgo, error) {
+			res, err := tune.Choose(ctx, rt, model, ncfg, cache, tune.Options{Mode: mode, Log: e.log, Progress: tuneBar(e)})
+			if err != nil {
+				return nil, err
+			}
+			return res.Choices, nil
+		}
+	}
+	e.log.Info("benchmarking", "device", dev.Info.Name, "image-size", *size, "batch", *batch, "gemm", rt.Variant, "conv", *conv, "tune", mode)
 	rep, err := bench.Run(ctx, rt, cfg, bench.Version())
 	if err != nil {
 		return err

@@ -71,6 +71,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	quiet := fs.Bool("quiet", false, "no download progress")
 	var df deviceFlags
 	df.register(fs)
+	tuneMode := fs.String("tune", "cached", tuneFlagUsage)
 	path, err := checkpointOnly(fs, args, ckpt)
 	if err != nil {
 		return err
@@ -94,7 +95,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := train.OpenForEval(cfg, ck, train.EvalOptions{Batch: *batch, Device: df.device, Validate: df.validate, Log: e.log})
+	m, err := train.OpenForEval(cfg, ck, train.EvalOptions{Batch: *batch, Device: df.device, Validate: df.validate, Tune: *tuneMode, Log: e.log})
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"summary": {"print AlexNet as PyTorch does, before and after the surgery, with shapes, parameters and FLOPs", runSummary},
 		"train":   {"train AlexNet on CIFAR-10 (the reference recipe by default)", runTrain},
 		"bench":   {"benchmark every kernel, the training step and inference; compare with earlier runs or PyTorch", runBench},
+		"tune":    {"time every convolution algorithm of the network on the device and fill its tuning cache", runTune},
 		"plot":    {"redraw a run's figures (and compare runs) from metrics.jsonl", runPlot},
 		"eval":    {"evaluate a run's checkpoint on the whole test set", runEval},
 		"predict": {"classify PNG or JPEG images with a run's checkpoint (top-5 classes)", runPredict},
@@ -121,6 +122,12 @@ func (f *deviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.device, "device", "", "Vulkan device: index or name substring (default $VKTRAIN_DEVICE, else the best type: discrete > integrated > virtual > CPU)")
 	fs.BoolVar(&f.validate, "validate", false, "enable the Khronos validation layer (also VKTRAIN_VALIDATE=1)")
 }
+
+// convFlagUsage is the --conv flag's help.
+const convFlagUsage = `convolution algorithm: "auto" (per pass, the fastest on the device: see --tune), or for every pass it applies to "winograd4" (F(4x4,3x3); F(2x2,5x5) for 5x5), "winograd" (F(2x2,3x3) and F(2x2,5x5)) or "im2col"`
+
+// tuneFlagUsage is the --tune flag's help, shared by the commands that lay a network out.
+const tuneFlagUsage = `how "--conv auto" picks each convolution pass's algorithm: "cached" (the device's tuning cache, timing on first use what it lacks), "full" (time every pass again) or "off" (the built-in choice)`
 
 func newFlagSet(name string, e *env) *flag.FlagSet {
 	fs := flag.NewFlagSet("vktrain "+name, flag.ContinueOnError)

@@ -22,6 +22,7 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the predictions as JSON")
 	var df deviceFlags
 	df.register(fs)
+	tuneMode := fs.String("tune", "cached", tuneFlagUsage)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: vktrain predict --checkpoint RUN_DIR IMAGE...")
 		fmt.Fprintln(fs.Output(), "\nEach PNG or JPEG image is cut to its centered square and scaled to 32x32 (Catmull-Rom),")
@@ -51,7 +52,7 @@ func runPredict(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	m, err := train.OpenForEval(cfg, ck, train.EvalOptions{Batch: min(len(images), maxPredictBatch), Device: df.device, Validate: df.validate, Log: e.log})
+	m, err := train.OpenForEval(cfg, ck, train.EvalOptions{Batch: min(len(images), maxPredictBatch), Device: df.device, Validate: df.validate, Tune: *tuneMode, Log: e.log})
 	if err != nil {
 		return err
 	}

@@ -42,8 +42,12 @@ type Config struct {
 	Filter   string // only kernels whose name contains one of these comma-separated substrings
 	Seed     uint64 // parameter initialisation and input data
 	// ConvAlgo is the algorithm of the convolutions it applies to (as
-	// layers.NetworkConfig); --variants times the other one too.
+	// layers.NetworkConfig); --variants times the others too.
 	ConvAlgo layers.ConvAlgo
+	// ChooseConv, when set, gives each network bench lays out its
+	// convolutions' algorithms per pass (a tuner's choices for that network's
+	// configuration); the kernels it chose are marked Tuned.
+	ChooseConv func(cfg layers.NetworkConfig) (map[string][3]layers.ConvAlgo, error)
 	// Log, when set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -59,6 +63,8 @@ type bencher struct {
 	cfg Config
 	rt  *layers.Runtime
 	dev *vk.Device
+	// tuned are the training network's ChooseConv choices (nil without).
+	tuned map[string][3]layers.ConvAlgo
 }
 
 func (b *bencher) logf(format string, args ...any) {

@@ -123,9 +123,10 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestVariants times both GEMM variants of a few kernels: the device's choice
-// is marked, the other named with its variant (or skipped, with the reason,
-// where it cannot bind the operands).
+// TestVariants times both GEMM variants of a few kernels, and every
+// convolution algorithm: the device's choice is marked, the others named with
+// their variant and algorithm (or skipped, with the reason, where one cannot
+// bind the operands), the tuner's pick marked Tuned.
 func TestVariants(t *testing.T) {
 	dev, err := vk.Open(vk.Options{PipelineCacheDir: t.TempDir()})
 	if err != nil {
@@ -136,6 +137,10 @@ func TestVariants(t *testing.T) {
 	defer rt.Close()
 	b := &bencher{ctx: context.Background(), cfg: Config{Count: 1, Variants: true, Filter: "features.10 forward,classifier.6 backward-data,sgd"}, rt: rt, dev: dev}
 	b.cfg.Model, b.cfg.ImageSize, b.cfg.Batch, b.cfg.Resize = model(t), 64, 1, 73
+	// As a tuner would: features.10 by F(2x2,3x3) in every pass.
+	b.cfg.ChooseConv = func(layers.NetworkConfig) (map[string][3]layers.ConvAlgo, error) {
+		return map[string][3]layers.ConvAlgo{"features.10": {layers.ConvWinograd, layers.ConvWinograd, layers.ConvWinograd}}, nil
+	}
 	sd, err := b.cfg.Model.InitStateDict(1)
 	if err != nil {
 		t.Fatal(err)
@@ -171,8 +176,16 @@ func TestVariants(t *testing.T) {
 			t.Errorf("%s: %+v", alt, k)
 		}
 	}
-	if len(got) != 6 {
+	// Every algorithm that applies, under both GEMM variants; the tuner's pick
+	// (the chosen GEMM variant's winograd) alone marked.
+	for name, algo := range map[string]string{"features.10 forward": "winograd", "features.10 forward [im2col]": "im2col",
+		"features.10 forward [winograd4]": "winograd4", "features.10 forward [" + other.String() + ", winograd4]": "winograd4"} {
+		if k := got[name]; k.Algo != algo || k.Tuned != (name == "features.10 forward") {
+			t.Errorf("%s: algorithm %q tuned %v, want %q", name, k.Algo, k.Tuned, algo)
+		}
+	}
+	if len(got) != 10 {
 		js, _ := json.MarshalIndent(rep.Kernels, "", " ")
-		t.Errorf("want 6 kernels, got %d:\n%s", len(got), js)
+		t.Errorf("want 10 kernels, got %d:\n%s", len(got), js)
 	}
 }

@@ -31,11 +31,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if k.StepMS > 0 {
 			step, share = fmt.Sprintf("%.3f", k.StepMS), fmt.Sprintf("%.1f", k.Share)
 		}
+		name := k.Name
+		if k.Tuned {
+			name += " *"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%s\t%.1f\t%s\t%s\t%s\t\n",
-			k.Name, k.Type, k.Runs, k.MedianMS, k.MinMS, k.MaxMS, rate, k.PctPeak, step, share, k.Shape)
+			name, k.Type, k.Runs, k.MedianMS, k.MinMS, k.MaxMS, rate, k.PctPeak, step, share, k.Shape)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, k := range r.Kernels {
+		if k.Tuned {
+			fmt.Fprintln(w, "* the algorithm the tuner picked for this pass on this device")
+			break
+		}
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "skipped %s: %s\n", s.Name, s.Reason)

@@ -14,10 +14,21 @@ import (
 
 // newNetwork lays the model out for batch and loads sd into it.
 func (b *bencher) newNetwork(batch int, train bool, sd *weights.StateDict) (*layers.Network, error) {
-	net, err := layers.NewNetwork(b.rt, b.cfg.Model, layers.NetworkConfig{
+	ncfg := layers.NetworkConfig{
 		Batch: batch, Input: b.input(), Train: train, Seed: b.cfg.Seed,
 		SGD: layers.SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: b.cfg.ConvAlgo,
-	})
+	}
+	if b.cfg.ChooseConv != nil {
+		choices, err := b.cfg.ChooseConv(ncfg)
+		if err != nil {
+			return nil, fmt.Errorf("bench: batch %d: %w", batch, err)
+		}
+		ncfg.ConvChoices = choices
+		if train {
+			b.tuned = choices
+		}
+	}
+	net, err := layers.NewNetwork(b.rt, b.cfg.Model, ncfg)
 	if err != nil {
 		return nil, fmt.Errorf("bench: batch %d: %w", batch, err)
 	}
@@ -185,16 +196,17 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 			continue
 		}
 		// The chosen way first, then (with --variants) the other GEMM variants
-		// and, for a convolution Winograd applies to, the other algorithm.
+		// and, for a convolution, every other algorithm that applies to it.
 		type way struct {
 			gemm layers.GEMMVariant
 			algo layers.ConvAlgo
 		}
 		chosen := way{gemm: b.rt.Variant}
 		gemms, algos := []layers.GEMMVariant{b.rt.Variant}, []layers.ConvAlgo{}
-		if p.Conv != nil {
-			chosen.algo = p.Conv.Algo
-			algos = append(algos, p.Conv.Algo)
+		pass, isConv := p.ConvPass()
+		if isConv {
+			chosen.algo = p.Conv.Algo[pass]
+			algos = append(algos, chosen.algo)
 		}
 		if b.cfg.Variants && p.Variant {
 			for _, v := range []layers.GEMMVariant{layers.GEMMTexel, layers.GEMMTiled} {
@@ -203,9 +215,9 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 				}
 			}
 		}
-		if b.cfg.Variants && p.Conv != nil && p.Conv.WinogradApplies() {
-			for _, a := range []layers.ConvAlgo{layers.ConvIm2col, layers.ConvWinograd} {
-				if a != chosen.algo {
+		if b.cfg.Variants && isConv {
+			for _, a := range layers.ConvAlgos {
+				if a != chosen.algo && p.Conv.AlgoApplies(a) {
 					algos = append(algos, a)
 				}
 			}
@@ -224,14 +236,17 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 			if p.Variant {
 				kr.Variant = w.gemm.String()
 			}
-			if p.Conv != nil {
+			if isConv {
 				kr.Algo = w.algo.String()
+				if c, ok := b.tuned[p.Layer]; ok && c[pass] == w.algo && w.gemm == chosen.gemm {
+					kr.Tuned = true
+				}
 			}
 			var tags []string
 			if w.gemm != chosen.gemm {
 				tags = append(tags, w.gemm.String())
 			}
-			if p.Conv != nil && w.algo != chosen.algo {
+			if isConv && w.algo != chosen.algo {
 				tags = append(tags, w.algo.String())
 			}
 			if len(tags) > 0 {
@@ -274,9 +289,9 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 func (b *bencher) timePart(p layers.StepPart, v layers.GEMMVariant, algo layers.ConvAlgo) ([]time.Duration, error) {
 	chosen := b.rt.Variant
 	b.rt.Variant = v
-	if p.Conv != nil {
-		defer func(a layers.ConvAlgo) { p.Conv.Algo = a }(p.Conv.Algo)
-		p.Conv.Algo = algo
+	if pass, ok := p.ConvPass(); ok {
+		defer func(a [3]layers.ConvAlgo) { p.Conv.Algo = a }(p.Conv.Algo)
+		p.Conv.Algo[pass] = algo
 	}
 	s, err := b.recordPart(p)
 	b.rt.Variant = chosen

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"vktrain/layers"
+	"vktrain/train"
+	"vktrain/train/tune"
+	"vktrain/vk"
+)
+
+// runTune fills the device's tuning cache ahead of a run: it times every
+// algorithm of every convolution pass of the training network (and of the
+// inference network at each --eval-batch) at the given shape, and prints the
+// winners with their times.
+func runTune(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("tune", e)
+	var df deviceFlags
+	df.register(fs)
+	size := fs.Int("image-size", 224, "network input side (images are resized to size*8/7, then center-cropped)")
+	batch := fs.Int("batch", 4, "training batch")
+	evalBatches := fs.String("eval-batch", "", "also tune inference at these comma-separated batches (e.g. 1,64)")
+	freeze := fs.Bool("freeze-features", false, "freeze the convolutional layers, as train --freeze-features")
+	full := fs.Bool("full", false, "time every pass again, even where the cache has it (--tune full)")
+	budget := fs.Duration("budget", tune.DefaultBudget, "time spent repeating each algorithm of each pass (at least 3 runs)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	case *size < 64:
+		return fmt.Errorf("--image-size %d: must be at least 64", *size)
+	case *batch < 1:
+		return fmt.Errorf("--batch %d: must be positive", *batch)
+	}
+	var batches []int
+	for _, f := range strings.Split(*evalBatches, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscan(f, &n); err != nil || n < 1 {
+			return fmt.Errorf("--eval-batch %q: want positive numbers separated by commas", *evalBatches)
+		}
+		batches = append(batches, n)
+	}
+	model, err := train.BuildModel(*freeze)
+	if err != nil {
+		return err
+	}
+	dev, err := vk.Open(vk.Options{Device: df.device, Validate: df.validate, Logger: e.log})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	rt := layers.NewRuntime(dev)
+	defer rt.Close()
+	cache, err := tune.OpenCache("", dev, e.log)
+	if err != nil {
+		return err
+	}
+	mode := tune.Cached
+	if *full {
+		mode = tune.Full
+	}
+	cfg := train.Defaults()
+	cfg.ImageSize, cfg.Batch = *size, *batch
+	type job struct {
+		batch int
+		train bool
+	}
+	jobs := []job{{*batch, true}}
+	for _, n := range batches {
+		jobs = append(jobs, job{n, false})
+	}
+	fmt.Fprintf(e.stdout, "tuning on %s; cache %s\n", dev.Info.Name, cache.Path())
+	for _, j := range jobs {
+		c := cfg
+		c.Batch = j.batch
+		ncfg := train.NetworkConfigFor(c, j.train)
+		ncfg.ConvAlgo = layers.ConvWinograd4
+		start := time.Now()
+		res, err := tune.Choose(ctx, rt, model, ncfg, cache, tune.Options{Mode: mode, Budget: *budget, Log: e.log, Progress: tuneBar(e)})
+		if err != nil {
+			return err
+		}
+		what := "training"
+		if !j.train {
+			what = "inference"
+		}
+		fmt.Fprintf(e.stdout, "\n%s at %d, batch %d (%.1f s):\n", what, *size, j.batch, time.Since(start).Seconds())
+		if err := writeChoices(e, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeChoices prints each tuned pass: its winner and every algorithm's time.
+func writeChoices(e *env, res *tune.Result) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "layer\tpass\tchosen\ttimes (ms, GPU median)\tfrom\t")
+	for _, d := range res.Decisions {
+		var times []string
+		for _, a := range layers.ConvAlgos {
+			if ms, ok := d.Entry.TimesMS[a.String()]; ok {
+				times = append(times, fmt.Sprintf("%s %.3f", a, ms))
+			}
+		}
+		from := "timed now"
+		if d.Cached {
+			from = "cache (" + d.Entry.Tuned.Format(time.DateOnly) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", d.Layer, d.Pass, d.Entry.Algo, strings.Join(times, ", "), from)
+	}
+	return tw.Flush()
+}
+
+// tuneBar is the tuner's progress bar on a terminal, nil elsewhere.
+func tuneBar(e *env) func(done, total int, what string) {
+	if !isTerminal(e.stderr) {
+		return nil
+	}
+	return train.TuneProgress(e.stderr)
+}

@@ -1,0 +1,236 @@
+package tune_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"vktrain/layers"
+	"vktrain/train"
+	"vktrain/train/tune"
+	"vktrain/vk"
+)
+
+// openRuntime opens the default device with validation, failing the test on
+// any message.
+func openRuntime(t *testing.T) *layers.Runtime {
+	t.Helper()
+	dev, err := vk.Open(vk.Options{Validate: true, PipelineCacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := layers.NewRuntime(dev)
+	t.Cleanup(func() {
+		rt.Close()
+		if err := dev.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		for _, m := range dev.Messages() {
+			t.Errorf("validation: %s", m)
+		}
+	})
+	return rt
+}
+
+// smallNetwork is the modified AlexNet's training layout at 64x64, batch 1.
+func smallNetwork(t *testing.T) layers.NetworkConfig {
+	cfg := train.Defaults()
+	cfg.ImageSize, cfg.Batch = 64, 1
+	ncfg := train.NetworkConfigFor(cfg, true)
+	ncfg.ConvAlgo = layers.ConvWinograd4
+	return ncfg
+}
+
+var quick = tune.Options{Mode: tune.Cached, Budget: time.Millisecond}
+
+// TestChooseCachesAndReuses: a first Choose times every pass more than one
+// algorithm applies to (the 5x5 and the three 3x3 convolutions, three passes
+// each; not features.0's 11x11) and saves the winners; a second, from the
+// file, times nothing and chooses the same; Full times everything again.
+func TestChooseCachesAndReuses(t *testing.T) {
+	rt := openRuntime(t)
+	model, err := train.BuildModel(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cache, err := tune.OpenCache(dir, rt.Dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ncfg := smallNetwork(t)
+	var progress []int
+	opts := quick
+	opts.Progress = func(done, total int, what string) { progress = append(progress, done) }
+	first, err := tune.Choose(context.Background(), rt, model, ncfg, cache, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Decisions) != 12 {
+		t.Fatalf("%d passes decided, want 12 (4 convolutions x 3 passes): %+v", len(first.Decisions), first.Decisions)
+	}
+	// features.3 (5x5) has two algorithms, the 3x3 ones three: 3*2 + 9*3 timings.
+	if n := len(progress); n != 34 || progress[n-1] != 33 {
+		t.Errorf("progress calls %v, want 0..33", progress)
+	}
+	for _, d := range first.Decisions {
+		if d.Cached || d.Entry.TimesMS[d.Entry.Algo] <= 0 {
+			t.Errorf("%s %s: %+v", d.Layer, d.Pass, d)
+		}
+		for a, ms := range d.Entry.TimesMS {
+			if ms < d.Entry.TimesMS[d.Entry.Algo] {
+				t.Errorf("%s %s: chose %s (%.3f ms) over %s (%.3f ms)", d.Layer, d.Pass, d.Entry.Algo, d.Entry.TimesMS[d.Entry.Algo], a, ms)
+			}
+		}
+	}
+	if got := first.Choices["features.0"]; got != [3]layers.ConvAlgo{} {
+		t.Errorf("features.0 (11x11 stride 4): %v, want im2col", got)
+	}
+	if _, err := os.Stat(cache.Path()); err != nil {
+		t.Fatalf("cache not saved: %v", err)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(cache.Path()), ".*tmp*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+
+	again, err := tune.OpenCache(dir, rt.Dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := tune.Choose(context.Background(), rt, model, ncfg, again, quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range second.Decisions {
+		if !d.Cached {
+			t.Errorf("%s %s timed again with a full cache", d.Layer, d.Pass)
+		}
+	}
+	for layer, c := range first.Choices {
+		if second.Choices[layer] != c {
+			t.Errorf("%s: %v from the cache, %v when tuned", layer, second.Choices[layer], c)
+		}
+	}
+	// The choices build a network.
+	ncfg.ConvChoices = second.Choices
+	net, err := layers.NewNetwork(rt, model, ncfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.Close()
+
+	full := quick
+	full.Mode = tune.Full
+	third, err := tune.Choose(context.Background(), rt, model, ncfg, again, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range third.Decisions {
+		if d.Cached {
+			t.Errorf("%s %s taken from the cache under Full", d.Layer, d.Pass)
+		}
+	}
+	if off, err := tune.Choose(context.Background(), rt, model, ncfg, again, tune.Options{Mode: tune.Off}); err != nil || off != nil {
+		t.Errorf("Off: %v, %v; want nil, nil", off, err)
+	}
+}
+
+// TestCacheBadFiles: a corrupt file, a stale one (other kernels) and an entry
+// naming an algorithm that does not apply are each ignored with a warning and
+// re-tuned; the file is then rewritten whole.
+func TestCacheBadFiles(t *testing.T) {
+	rt := openRuntime(t)
+	model, err := train.BuildModel(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path, err := tune.CachePath(dir, rt.Dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ncfg := smallNetwork(t)
+	// A valid file to corrupt in three ways.
+	good, err := tune.OpenCache(dir, rt.Dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tune.Choose(context.Background(), rt, model, ncfg, good, quick); err != nil {
+		t.Fatal(err)
+	}
+	valid, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file map[string]any
+	if err := json.Unmarshal(valid, &file); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func(m map[string]any)) []byte {
+		var m map[string]any
+		_ = json.Unmarshal(valid, &m)
+		f(m)
+		b, _ := json.Marshal(m)
+		return b
+	}
+	fwd3 := tune.Key(&layers.Conv2D{C: 64, K: 192, R: 5, S: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2}, 1, 7, 7, layers.PassForward)
+	for _, c := range []struct {
+		name, warning string
+		data          []byte
+		retuned       int // decisions timed again
+	}{
+		{"corrupt", "corrupt", valid[:len(valid)/2], 12},
+		{"stale", "stale", edit(func(m map[string]any) { m["kernels"] = "0123456789abcdef" }), 12},
+		{"bad entry", "unusable", edit(func(m map[string]any) {
+			m["entries"].(map[string]any)[fwd3] = map[string]any{"algo": "winograd4", "times_ms": map[string]any{}}
+		}), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(path, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			cache, err := tune.OpenCache(dir, rt.Dev, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := tune.Choose(context.Background(), rt, model, ncfg, cache, tune.Options{Mode: tune.Cached, Budget: time.Millisecond, Log: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), c.warning) {
+				t.Errorf("no warning saying %q:\n%s", c.warning, logs.String())
+			}
+			timed := 0
+			for _, d := range res.Decisions {
+				if !d.Cached {
+					timed++
+				}
+			}
+			if timed != c.retuned {
+				t.Errorf("%d passes timed again, want %d", timed, c.retuned)
+			}
+			if res.Choices["features.3"][layers.PassForward] == layers.ConvWinograd4 {
+				t.Error("features.3 (5x5) given F(4x4,3x3)")
+			}
+			b, err := os.ReadFile(path)
+			if err != nil || json.Unmarshal(b, &map[string]any{}) != nil {
+				t.Errorf("cache not rewritten as valid JSON: %v", err)
+			}
+		})
+	}
+	if _, err := tune.ParseMode("sometimes"); err == nil || !strings.Contains(err.Error(), "off, cached or full") {
+		t.Errorf("ParseMode(sometimes): %v", err)
+	}
+}
