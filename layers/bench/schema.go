@@ -45,7 +45,7 @@ type RunSpec struct {
 	Variants    bool    `json:"variants"`            // every variant timed
 	Filter      string  `json:"filter"`              // kernel name filter ("" for all)
 	GEMMVariant string  `json:"gemm_variant"`        // the variant the runtime chose ("" for PyTorch)
-	ConvAlgo    string  `json:"conv_algo,omitempty"` // the 3x3 stride-1 convolutions' algorithm (vktrain only)
+	ConvAlgo    string  `json:"conv_algo,omitempty"` // the algorithm of the convolution passes not tuned (vktrain only)
 	Threads     int     `json:"threads"`             // CPU threads (PyTorch; 0 where not applicable)
 }
 
@@ -59,17 +59,17 @@ type Peaks struct {
 
 // Kernel is one benchmarked kernel: a pass of a layer at the model's shapes.
 type Kernel struct {
-	Name    string `json:"name"`           // "<layer> <pass>", plus " [variant]" for a variant the device does not use
-	Layer   string `json:"layer"`          // layer path (as in the model's state_dict), or input/loss/sgd/flatten
-	Type    string `json:"type"`           // module type, e.g. "Conv2d"
-	Pass    string `json:"pass"`           // forward, backward-data, backward-weights, ...
-	Variant string `json:"variant"`        // GEMM variant timed ("" where the kernel has none)
-	Algo    string `json:"algo,omitempty"` // convolution algorithm timed ("im2col", "winograd"; convolutions only)
-	Chosen  bool   `json:"chosen"`         // the variant the device uses (true where there is none)
+	Name    string `json:"name"`            // "<layer> <pass>", plus " [variant]" for a variant the device does not use
+	Layer   string `json:"layer"`           // layer path (as in the model's state_dict), or input/loss/sgd/flatten
+	Type    string `json:"type"`            // module type, e.g. "Conv2d"
+	Pass    string `json:"pass"`            // forward, backward-data, backward-weights, ...
+	Variant string `json:"variant"`         // GEMM variant timed ("" where the kernel has none)
+	Algo    string `json:"algo,omitempty"`  // convolution algorithm timed ("im2col", "winograd"; convolutions only)
+	Chosen  bool   `json:"chosen"`          // the variant the device uses (true where there is none)
 	Tuned   bool   `json:"tuned,omitempty"` // Algo is the one the tuner picked for this pass (vktrain train's --tune)
-	Shape   string `json:"shape"`          // the shapes, for people
-	InStep  bool   `json:"in_step"`        // part of the recorded training step
-	Runs    int    `json:"runs"`           // timed runs
+	Shape   string `json:"shape"`           // the shapes, for people
+	InStep  bool   `json:"in_step"`         // part of the recorded training step
+	Runs    int    `json:"runs"`            // timed runs
 
 	MedianMS float64 `json:"median_ms"`
 	MinMS    float64 `json:"min_ms"`
