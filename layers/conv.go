@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"math"
 
 	"vktrain/vk"
 )
@@ -360,7 +361,7 @@ func (r *Runtime) Conv2DBackwardData(s *vk.Stream, c *Conv2D, dy, dx, scratch *T
 		}
 		// The chunk's part of dx is C blocks of gn*H*W elements, N*H*W apart:
 		// bound whole, or in runs of channels where dx exceeds the storage range.
-		for _, ch := range r.rowChunks(Mat{T: dx, Off: n0 * hw, LD: g.n * hw}, c.C, gn*hw) {
+		for _, ch := range r.rowChunks(Mat{T: dx, Off: n0 * hw, LD: g.n * hw}, c.C, gn*hw, math.MaxInt) {
 			total := ch.rows * gn * hw
 			pc := push(nil).u32(g.n, g.h, g.w, c.R, c.S, c.StrideH, c.StrideW, c.PadH, c.PadW,
 				g.oh, g.ow, ch.row, ch.rows, gn, ldcol, ch.off, total)

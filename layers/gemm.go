@@ -28,12 +28,42 @@ type GEMMOptions struct {
 	// (the bias is shared). 0 means 1.
 	Batch                     int
 	StrideA, StrideB, StrideC int
+	// Update, when set, makes C a parameter and the product (times Alpha) its
+	// gradient: instead of being stored, the gradient takes C and its momentum
+	// through one torch.optim.SGD step (shaders/gemm_smallk.comp's update4, the
+	// same arithmetic as Runtime.SGD), so the gradient is never written nor read
+	// back. Only where FusesUpdate holds, with no Accumulate, Bias, ReLU or Batch.
+	Update *GEMMUpdate
+}
+
+// GEMMUpdate is the optimizer state a fused GEMM update uses.
+type GEMMUpdate struct {
+	SGD      *SGDParams
+	Momentum *Tensor // shaped like C's tensor; nil without momentum
+}
+
+// FusesUpdate reports whether GEMM can apply GEMMOptions.Update to an
+// m x n x k product of a and b into c: on the texel variant, for K up to
+// gemmSmallKMax, B not transposed, B's and C's rows aligned to 4 (gemm_smallk).
+func (r *Runtime) FusesUpdate(m, n, k int, a, b, c Mat) bool {
+	return r.Variant == GEMMTexel && r.smallK(k, b, c, true, true)
+}
+
+// smallK reports whether gemm_smallk computes the product (alignB4 and
+// alignC4: the batch strides keep the alignment).
+func (r *Runtime) smallK(k int, b, c Mat, alignB4, alignC4 bool) bool {
+	return k <= gemmSmallKMax && !b.Trans && b.LD%4 == 0 && b.Off%4 == 0 && alignB4 && c.LD%4 == 0 && c.Off%4 == 0 && alignC4
 }
 
 // gemmUnrollMinK is the smallest K for which the texel GEMM runs its K loop four
 // steps per iteration (gemm_texel.comp's KSTEPS); below it the single-step build
 // is faster (measured on lavapipe: the linear layers' weight gradients, K = batch).
 const gemmUnrollMinK = 64
+
+// gemmSmallKMax is the largest K gemm_smallk serves (texel variant, B not
+// transposed, B and C aligned for vec4): the linear layers' weight gradients
+// at small batches.
+const gemmSmallKMax = 16
 
 // Spec constant IDs shared by gemm_texel.comp and gemm_tiled.comp.
 const (
@@ -42,6 +72,7 @@ const (
 	specVecA   = 3
 	specVecB   = 4
 	specBias   = 5
+	specHasBuf = 10 // gemm_smallk_sgd: a momentum buffer is bound
 	specReLU   = 6
 	specAccum  = 7
 	specAlignA = 9
@@ -103,15 +134,36 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 		specTransA: boolU32(a.Trans), specTransB: boolU32(b.Trans),
 		specBias: biasMode, specReLU: boolU32(o.ReLU), specAccum: boolU32(o.Accumulate),
 	}
-	module, rowsPerGroup := "gemm_texel", 8
+	module, rowsPerGroup, colsPerGroup := "gemm_texel", 8, 64
 	ra, rb := a.T.Range(), b.T.Range()
+	alignB, alignC := b.LD%4 == 0 && b.Off%4 == 0 && strideB4, c.LD%4 == 0 && c.Off%4 == 0 && strideC4
+	var extra []vk.Range // the fused update's bindings 4 and 5
+	if u := o.Update; u != nil {
+		switch {
+		case !r.FusesUpdate(m, n, k, a, b, c):
+			return fmt.Errorf("gemm: a fused update of %q needs the texel variant, K <= %d, B not transposed and B's and C's rows aligned to 4 (%dx%dx%d, variant %s)", c.T.Name, gemmSmallKMax, m, n, k, r.Variant)
+		case u.SGD == nil || o.Accumulate || o.Bias != nil || o.ReLU || batch > 1:
+			return fmt.Errorf("gemm: a fused update of %q takes SGD state and no accumulation, bias, ReLU or batch", c.T.Name)
+		case u.Momentum != nil && (u.Momentum.Len() != c.T.Len() || u.Momentum.Buffer() == c.T.Buffer()):
+			return fmt.Errorf("gemm: momentum %q must be shaped like parameter %q and distinct from it", u.Momentum.Name, c.T.Name)
+		}
+		extra = []vk.Range{u.SGD.Range()}
+	}
 	// The tiled kernel binds A and B as storage buffers; an operand past the
 	// device's storage range (fc6's weight on some devices) is read as texels.
-	if r.Variant == GEMMTiled && ra.Size <= r.storageLimit && rb.Size <= r.storageLimit {
+	if o.Update == nil && r.Variant == GEMMTiled && ra.Size <= r.storageLimit && rb.Size <= r.storageLimit {
 		module, rowsPerGroup = "gemm_tiled", 64
+	} else if r.smallK(k, b, c, strideB4, strideC4) {
+		module, rowsPerGroup, colsPerGroup = "gemm_smallk", 8, 256
+		ra = ra.AsR32F()
+		delete(spec, specTransB) // never transposed here
+		if o.Update != nil {
+			module = "gemm_smallk_sgd"
+			spec = map[uint32]uint32{specTransA: boolU32(a.Trans), specHasBuf: boolU32(o.Update.Momentum != nil)}
+		}
 	} else {
 		alignA := a.LD%4 == 0 && a.Off%4 == 0 && strideA4
-		vecA, vecB := alignA || !a.Trans, b.LD%4 == 0 && b.Off%4 == 0 && strideB4
+		vecA, vecB := alignA || !a.Trans, alignB
 		if !vecA {
 			ra = ra.AsR32F()
 		}
@@ -122,7 +174,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 			rb = rb.AsR32F()
 		}
 		spec[specVecA], spec[specVecB] = boolU32(vecA), boolU32(vecB)
-		if c.LD%4 == 0 && c.Off%4 == 0 && strideC4 {
+		if alignC {
 			module = "gemm_texel_c4" // vec4 stores: on lavapipe scalar stores cost as much as the math for small K
 		}
 		if k < gemmUnrollMinK {
@@ -132,7 +184,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	// C is a storage buffer: where its rows span more than the device's storage
 	// range (fc6's 4096x9216 weight gradient on lavapipe), bind it in row chunks.
 	// One chunk binds C's whole tensor, which checkMat showed holds every product.
-	chunks := r.rowChunks(c, m, n)
+	chunks := r.rowChunks(c, m, n, rowsPerGroup*int(r.Dev.Info.MaxWorkgroupCount[1]))
 	if batch > 1 && len(chunks) > 1 {
 		return fmt.Errorf("gemm: a batch of %d products whose C %q passes the device's storage-buffer range", batch, c.T.Name)
 	}
@@ -146,8 +198,16 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 			biasOff += ch.row
 		}
 		pc := push(nil).u32(ch.rows, n, k, a.LD, b.LD, c.LD, aOff, b.Off, ch.off, biasOff).f32(alpha).u32(o.StrideA, o.StrideB, o.StrideC)
-		groups := [3]uint32{uint32(ceilDiv(n, 64)), uint32(ceilDiv(ch.rows, rowsPerGroup)), uint32(batch)}
-		if err := r.dispatch(s, module, spec, groups, pc, ra, rb, ch.rng, bias.Range()); err != nil {
+		groups := [3]uint32{uint32(ceilDiv(n, colsPerGroup)), uint32(ceilDiv(ch.rows, rowsPerGroup)), uint32(batch)}
+		args := []vk.Range{ra, rb, ch.rng, bias.Range()}
+		if o.Update != nil {
+			mom := ch.rng // bound but never accessed without momentum
+			if u := o.Update.Momentum; u != nil {
+				mom = u.Buffer().Slice(ch.start, ch.rng.Size)
+			}
+			args = []vk.Range{ra, rb, ch.rng, extra[0], mom, ch.rng, mom} // bindings 0-2, 4-7: no bias
+		}
+		if err := r.dispatch(s, module, spec, groups, pc, args...); err != nil {
 			return err
 		}
 	}
@@ -159,28 +219,38 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 type rowChunk struct {
 	row, rows, off int
 	rng            vk.Range
+	start          int64 // rng's byte offset in the tensor's buffer
 }
 
-// rowChunks splits the m x n block of c into runs of rows whose bytes fit the
-// device's storage-buffer range, each binding starting at an aligned offset.
-func (r *Runtime) rowChunks(c Mat, m, n int) []rowChunk {
+// rowChunks splits the m x n block of c into runs of at most maxRows rows
+// whose bytes fit the device's storage-buffer range, each binding starting at
+// an aligned offset.
+func (r *Runtime) rowChunks(c Mat, m, n, maxRows int) []rowChunk {
 	whole := c.T.Range()
 	limit := r.storageLimit
-	if whole.Size <= limit {
+	if whole.Size <= limit && m <= maxRows {
 		return []rowChunk{{row: 0, rows: m, off: c.Off, rng: whole}}
 	}
-	align := int64(r.Dev.Info.MinStorageBufferAlign)
+	if whole.Size <= limit {
+		var chunks []rowChunk
+		for row := 0; row < m; row += maxRows {
+			chunks = append(chunks, rowChunk{row: row, rows: min(maxRows, m-row), off: c.Off + row*c.LD, rng: whole})
+		}
+		return chunks
+	}
+	// Aligned for storage and texel bindings alike (both powers of two).
+	align := int64(max(r.Dev.Info.MinStorageBufferAlign, r.Dev.Info.MinTexelBufferAlign))
 	rowBytes := int64(4 * c.LD)
 	var chunks []rowChunk
 	for row := 0; row < m; {
 		first := int64(4 * (c.Off + row*c.LD))
 		start := first / align * align
 		rows := int((limit-(first-start)-4*int64(n))/rowBytes) + 1
-		rows = max(1, min(rows, m-row))
+		rows = max(1, min(rows, m-row, maxRows))
 		end := first + int64(rows-1)*rowBytes + 4*int64(n)
 		size := (end - start + 15) &^ 15
 		size = min(size, whole.Size-start)
-		chunks = append(chunks, rowChunk{row: row, rows: rows, off: int((first - start) / 4), rng: c.T.Buffer().Slice(start, size)})
+		chunks = append(chunks, rowChunk{row: row, rows: rows, off: int((first - start) / 4), rng: c.T.Buffer().Slice(start, size), start: start})
 		row += rows
 	}
 	return chunks

@@ -119,6 +119,29 @@ func checkGEMM(t *testing.T, r *Runtime, rng *rand.Rand, name string, m, n, k in
 
 // TestGEMMSplitC binds C in row chunks, as for fc6's weight gradient, by lowering
 // the storage limit so that small matrices need several chunks.
+// TestGEMMSmallK covers gemm_smallk (texel variant, K <= gemmSmallKMax, B not
+// transposed, B and C rows aligned to 4): the linear weight gradients' shape
+// (A transposed) and the plain one, odd M, N not a multiple of 4 (the last vec4
+// of a row partly kept), K from 1 to the limit, with alpha, accumulation, bias
+// and ReLU.
+func TestGEMMSmallK(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	variants(t, r, func(t *testing.T) {
+		for _, sz := range [][3]int{{7, 22, 1}, {13, 22, 4}, {3, 70, 7}, {9, 34, gemmSmallKMax}} {
+			for _, ta := range []bool{false, true} {
+				for _, off := range []int{0, 4} {
+					m, n, k := sz[0], sz[1], sz[2]
+					o := GEMMOptions{Alpha: []float32{1, 0.5}[rng.IntN(2)], Accumulate: rng.IntN(2) == 0, ReLU: rng.IntN(2) == 0}
+					pad := 4 - n%4 // B's and C's rows (n + pad long) start aligned
+					name := fmt.Sprintf("%dx%dx%d/ta=%v/off%d", m, n, k, ta, off)
+					checkGEMM(t, r, rng, name, m, n, k, ta, false, pad, off, o, rng.IntN(3))
+				}
+			}
+		}
+	})
+}
+
 func TestGEMMSplitC(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(9, 10))

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"math"
 
 	"vktrain/vk"
 )
@@ -54,7 +55,7 @@ func (r *Runtime) swapOuter(s *vk.Stream, src, dst *Tensor, a, b, hw int) error 
 	}
 	// Whole quanta of the destination as "rows" of a matrix: each binding then
 	// starts at a quantum boundary.
-	for _, ch := range r.rowChunks(Mat{T: dst, LD: quantum}, total/quantum, quantum) {
+	for _, ch := range r.rowChunks(Mat{T: dst, LD: quantum}, total/quantum, quantum, math.MaxInt) {
 		pc := push(nil).u32(a, b, hw, ch.row*quantum, ch.rows*quantum, ch.off)
 		if err := r.dispatch(s, module, nil, r.groups1D(ch.rows, 64), pc, in, ch.rng); err != nil {
 			return fmt.Errorf("layout %q -> %q: %w", src.Name, dst.Name, err)

@@ -105,6 +105,39 @@ func (r *Runtime) LinearBackwardWeights(s *vk.Stream, l *Linear, n int, x, dy *T
 	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, o)
 }
 
+// LinearFusesUpdate reports whether LinearBackwardUpdate can step l's weight
+// for a batch of n (see Runtime.FusesUpdate: the texel variant, n up to
+// gemmSmallKMax, rows aligned to 4).
+func (r *Runtime) LinearFusesUpdate(l *Linear, n int) bool {
+	return l.In%4 == 0 && r.FusesUpdate(l.Out, l.In, n, Mat{LD: l.Out, Trans: true}, Mat{LD: l.In}, Mat{LD: l.In})
+}
+
+// LinearBackwardUpdate is LinearBackwardWeights fused with the SGD step of
+// the weight: the bias gradient is written as there, but the weight's
+// gradient dy^T x goes straight into sgd's step of l.Weight and its momentum
+// (nil without), never stored (GEMMOptions.Update). Record it after
+// LinearBackwardData, which reads the weight before the step.
+func (r *Runtime) LinearBackwardUpdate(s *vk.Stream, l *Linear, n int, x, dy *Tensor, sgd *SGDParams, momentum *Tensor) error {
+	if err := l.check("x", x, n, l.In); err != nil {
+		return err
+	}
+	if err := l.check("dy", dy, n, l.Out); err != nil {
+		return err
+	}
+	u := GEMMOptions{Update: &GEMMUpdate{SGD: sgd, Momentum: momentum}}
+	if err := r.GEMM(s, l.Out, l.In, n, Mat{T: dy, LD: l.Out, Trans: true}, Mat{T: x, LD: l.In}, Mat{T: l.Weight, LD: l.In}, u); err != nil {
+		return err
+	}
+	if l.Bias == nil {
+		return nil
+	}
+	ones, err := r.ones(n)
+	if err != nil {
+		return err
+	}
+	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, GEMMOptions{})
+}
+
 // ones returns a tensor of at least n ones, shared by the runtime.
 func (r *Runtime) ones(n int) (*Tensor, error) {
 	if r.onesT != nil && r.onesT.Len() >= n {

@@ -25,6 +25,12 @@ type NetworkConfig struct {
 	// pass (indexed by ConvPass) instead of ConvAlgo: what the tuner picked
 	// (layers/tune). Each must apply to the layer.
 	ConvChoices map[string][3]ConvAlgo
+	// UnfusedSGD computes every weight gradient and steps all parameters in
+	// the SGD pass. By default a linear layer's weight where the device can
+	// (Runtime.LinearFusesUpdate: lavapipe, batch up to 16) is stepped inside
+	// the GEMM that makes its gradient, which is then never stored: Grads
+	// leaves it out.
+	UnfusedSGD bool
 }
 
 // StepKind selects which recorded step a submission runs.
@@ -116,8 +122,9 @@ type netOp struct {
 	inW     int
 	outH    int
 	outW    int
-	trains  bool // has trainable parameters
-	needsDx bool // a trainable layer lies before it: pass the gradient on
+	trains  bool      // has trainable parameters
+	needsDx bool      // a trainable layer lies before it: pass the gradient on
+	fused   *netParam // the weight its backward pass steps (LinearBackwardUpdate); nil: the SGD pass does
 }
 
 // netParam is one parameter with its gradient and momentum.
@@ -128,6 +135,7 @@ type netParam struct {
 	grad      *Tensor
 	momentum  *Tensor
 	trainable bool
+	fused     bool // stepped in its layer's backward pass, its gradient never stored
 }
 
 // NewNetwork lays out model (which must validate at the configured input size)
@@ -280,6 +288,12 @@ func (n *Network) build() error {
 		}
 		if err := n.allocBackward(); err != nil {
 			return err
+		}
+		for _, op := range n.ops {
+			if op.lin != nil && op.trains && !n.cfg.UnfusedSGD && n.rt.LinearFusesUpdate(op.lin, batch) {
+				op.fused = n.byName[op.layer.Path+".weight"]
+				op.fused.fused = true
+			}
 		}
 	}
 	for i := range n.slots {
@@ -614,10 +628,11 @@ func (n *Network) Momentum() (*weights.StateDict, error) {
 	return n.download(func(p *netParam) *Tensor { return p.momentum })
 }
 
-// Grads downloads the gradients of the trainable parameters from the last step.
+// Grads downloads the gradients of the trainable parameters from the last step
+// (not those of fused weights: see NetworkConfig.UnfusedSGD).
 func (n *Network) Grads() (*weights.StateDict, error) {
 	return n.download(func(p *netParam) *Tensor {
-		if !p.trainable {
+		if !p.trainable || p.fused {
 			return nil
 		}
 		return p.grad

@@ -61,7 +61,12 @@ func TestNetworkParityFull(t *testing.T) {
 			algos = append(algos, ConvWinograd, ConvIm2col)
 		}
 		for _, algo := range algos {
-			t.Run(algo.String(), func(t *testing.T) { checkParity(t, r, fullAlexNet(t), imageNetInput(256, 224), w, io, algo) })
+			t.Run(algo.String(), func(t *testing.T) { checkParity(t, r, fullAlexNet(t), imageNetInput(256, 224), w, io, algo, false) })
+		}
+		if r.Variant == GEMMTexel { // every gradient, classifier.1's 151 MB weight's too
+			t.Run("winograd4/unfused", func(t *testing.T) {
+				checkParity(t, r, fullAlexNet(t), imageNetInput(256, 224), w, io, ConvWinograd4, true)
+			})
 		}
 	})
 }

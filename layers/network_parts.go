@@ -32,6 +32,10 @@ type StepPart struct {
 	// Conv is the convolution whose Algo[ConvPass()] the part follows (nil for
 	// other parts): recording it with another Algo times that algorithm.
 	Conv *Conv2D
+	// Traffic is the fewest bytes the part must move: each operand read once,
+	// each result written once (Bytes for memory-bound parts; for a GEMM-based
+	// pass its inputs, weights and outputs, whatever the algorithm adds).
+	Traffic float64
 	// ConvIn is Conv's input height and width, and Batch the images per step.
 	ConvIn [2]int
 	Batch  int
@@ -59,7 +63,13 @@ func (n *Network) StepParts(kind StepKind) ([]StepPart, error) {
 	if sl == nil || sl.streams[kind] == nil {
 		return nil, errors.New("network: built without that step (NetworkConfig.Train)")
 	}
-	return n.parts(sl, kind), nil
+	parts := n.parts(sl, kind)
+	for i := range parts {
+		if parts[i].Traffic == 0 {
+			parts[i].Traffic = parts[i].Bytes
+		}
+	}
+	return parts, nil
 }
 
 // parts is the step of kind for slot sl, as parts (see StepPart).
@@ -122,7 +132,7 @@ func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 	var elems int
 	var sgdParams []*netParam
 	for _, p := range n.params {
-		if p.trainable {
+		if p.trainable && !p.fused {
 			elems += p.value.Len()
 			sgdParams = append(sgdParams, p)
 		}
@@ -152,11 +162,13 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 	case op.conv != nil:
 		c := op.conv
 		p.Type, p.GEMMLike, p.Variant, p.Conv = "Conv2d", true, true, c
+		p.Traffic = 4 * float64(op.x.Len()+c.Weight.Len()+op.y.Len())
 		p.ConvIn, p.Batch = [2]int{op.inH, op.inW}, batch
 		p.FLOPs = 2 * float64(c.K) * float64(c.crs()) * float64(batch*op.outH*op.outW)
 		p.Shape = fmt.Sprintf("%s -> %s, %dx%d/%d", shapeText(op.x.Shape), shapeText(op.y.Shape), c.R, c.S, c.StrideH)
 	case op.lin != nil:
 		p.Type, p.GEMMLike, p.Variant = "Linear", true, true
+		p.Traffic = 4 * float64(op.x.Len()+op.lin.Weight.Len()+op.y.Len())
 		p.FLOPs = 2 * float64(batch) * float64(op.lin.In) * float64(op.lin.Out)
 	case op.argmax != nil:
 		p.Type = "MaxPool2d"
@@ -186,7 +198,7 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 	memory := func(pass string, bytes float64, rec func(s *vk.Stream) error) {
 		p := n.opPart(op, pass)
 		p.InStep, p.Record = true, rec
-		p.GEMMLike, p.Variant, p.FLOPs, p.Bytes, p.Conv = false, false, 0, bytes, nil
+		p.GEMMLike, p.Variant, p.FLOPs, p.Bytes, p.Traffic, p.Conv = false, false, 0, bytes, bytes, nil
 		out = append(out, p)
 	}
 	switch {
@@ -210,15 +222,22 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 		if op.relu {
 			memory("backward-relu", 12*float64(op.y.Len()), func(s *vk.Stream) error { return rt.ReLUBackward(s, op.y, op.dy, op.dy) })
 		}
-		if op.trains {
-			flops := 2 * float64(batch) * float64(l.In) * float64(l.Out)
-			if l.Bias != nil {
-				flops += 2 * float64(batch) * float64(l.Out)
-			}
+		flops := 2 * float64(batch) * float64(l.In) * float64(l.Out)
+		if l.Bias != nil {
+			flops += 2 * float64(batch) * float64(l.Out)
+		}
+		if op.trains && op.fused == nil {
 			add("backward-weights", flops, func(s *vk.Stream) error { return rt.LinearBackwardWeights(s, l, batch, op.x, op.dy, false) })
 		}
 		if dx != nil {
 			add("backward-data", 0, func(s *vk.Stream) error { return rt.LinearBackwardData(s, l, batch, op.dy, dx) })
+		}
+		if p := op.fused; p != nil { // after backward-data, which reads the weight before its step
+			add("backward-weights", flops, func(s *vk.Stream) error {
+				return rt.LinearBackwardUpdate(s, l, batch, op.x, op.dy, n.sgd, p.momentum)
+			})
+			out[len(out)-1].Shape += ", SGD step fused"
+			out[len(out)-1].Traffic += 4 * 3 * float64(l.Weight.Len()) // the weight written, its momentum read and written
 		}
 	default:
 		if dx == nil {

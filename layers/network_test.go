@@ -64,9 +64,13 @@ func testNetworkParity(t *testing.T, o vk.Options) {
 	must(t, err)
 	r := openRuntimeWith(t, o)
 	variants(t, r, func(t *testing.T) {
-		for _, algo := range []ConvAlgo{ConvIm2col, ConvWinograd} {
-			t.Run(algo.String(), func(t *testing.T) { checkParity(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, io, algo) })
+		for _, algo := range ConvAlgos {
+			t.Run(algo.String(), func(t *testing.T) { checkParity(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, io, algo, false) })
 		}
+		// Every gradient, the fused weights' too.
+		t.Run("winograd4/unfused", func(t *testing.T) {
+			checkParity(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, io, ConvWinograd4, true)
+		})
 	})
 }
 
@@ -75,10 +79,10 @@ func testNetworkParity(t *testing.T, o vk.Options) {
 // the fixture's weights w, runs its two steps and compares with PyTorch (io):
 // losses and both steps' logits at 1e-4 relative, the second step's gradients
 // at 1e-3 and the parameters after it at 1e-4 of each tensor's largest value.
-func checkParity(t *testing.T, r *Runtime, model *nn.Model, input PreprocessParams, w, io *weights.StateDict, algo ConvAlgo) {
+func checkParity(t *testing.T, r *Runtime, model *nn.Model, input PreprocessParams, w, io *weights.StateDict, algo ConvAlgo, unfused bool) {
 	t.Helper()
 	start := time.Now()
-	net, err := NewNetwork(r, model, NetworkConfig{Batch: 4, Input: input, Train: true, SGD: SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: algo})
+	net, err := NewNetwork(r, model, NetworkConfig{Batch: 4, Input: input, Train: true, SGD: SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: algo, UnfusedSGD: unfused})
 	must(t, err)
 	defer net.Close()
 	if _, _, err := net.LoadParams(w, true); err != nil {
@@ -102,11 +106,21 @@ func checkParity(t *testing.T, r *Runtime, model *nn.Model, input PreprocessPara
 	must(t, err)
 	params, err := net.Params()
 	must(t, err)
+	fused := 0
 	for _, name := range params.Names {
-		g, _ := grads.Get(name)
-		compareRel(t, "grad."+name, g.Data, get(t, io, "grad."+name).Data, 1e-3)
+		if g, ok := grads.Get(name); ok {
+			compareRel(t, "grad."+name, g.Data, get(t, io, "grad."+name).Data, 1e-3)
+		} else {
+			fused++ // stepped inside its gradient's GEMM: only the parameter after is there
+		}
 		p, _ := params.Get(name)
 		compareRel(t, "after."+name, p.Data, get(t, io, "after."+name).Data, 1e-4)
+	}
+	if unfused && fused > 0 {
+		t.Errorf("%d gradients missing from an unfused network", fused)
+	}
+	if !unfused && r.Variant == GEMMTexel && fused == 0 {
+		t.Error("no weight stepped fused on the texel variant at batch 4")
 	}
 }
 

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"math"
 
 	"vktrain/vk"
 )
@@ -78,7 +79,7 @@ func (r *Runtime) ReLUGradRowSum(s *vk.Stream, y, dy, out *Tensor, a RowSum) err
 	spec := map[uint32]uint32{0: boolU32(a.Accumulate), 1: boolU32(sum)}
 	// dy is written, so it is bound as storage: in runs of rows where it exceeds
 	// the device's storage-buffer range.
-	for _, ch := range r.rowChunks(Mat{T: dy, Off: a.InOff, LD: a.RowStride}, a.Rows, a.extent()) {
+	for _, ch := range r.rowChunks(Mat{T: dy, Off: a.InOff, LD: a.RowStride}, a.Rows, a.extent(), math.MaxInt) {
 		outOff := a.OutOff
 		if sum {
 			outOff += ch.row

@@ -28,12 +28,21 @@ func sgdRef32(c SGDConfig) ref.SGDParams {
 //	g2 = g1 + m b' (Nesterov) or b'  e3 = e1 + m e2 + eps(2|m b'| + |g1|)  or e2
 //	p' = p - lr g2                   e4 = lr e3 + eps(|p| + 2|lr g2|)
 func sgdBounds(c ref.SGDParams, p, gr, b []float64, first, hasBuf bool) (pb, bb []float64) {
+	return sgdBoundsGradErr(c, p, gr, nil, b, first, hasBuf)
+}
+
+// sgdBoundsGradErr is sgdBounds for a gradient gr itself computed with error
+// up to ge[i] (nil: exact), as a fused GEMM update's is: the error enters at g1.
+func sgdBoundsGradErr(c ref.SGDParams, p, gr, ge, b []float64, first, hasBuf bool) (pb, bb []float64) {
 	pb, bb = make([]float64, len(p)), make([]float64, len(p))
 	for i := range p {
 		g1, e1 := gr[i], 0.0
+		if ge != nil {
+			e1 = ge[i]
+		}
 		if c.WeightDecay != 0 {
 			g1 = gr[i] + c.WeightDecay*p[i]
-			e1 = eps32 * (math.Abs(gr[i]) + 2*math.Abs(c.WeightDecay*p[i]))
+			e1 += eps32 * (math.Abs(gr[i]) + 2*math.Abs(c.WeightDecay*p[i]))
 		}
 		g2, e3 := g1, e1
 		if hasBuf && c.Momentum != 0 {

@@ -68,6 +68,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\ntraining step, batch %d: median %.2f ms (min %.2f, max %.2f, %d runs): %.1f images/s, %.1f GFLOP/s; host in the loop %.1f images/s%s\n",
 		s.Batch, s.MedianMS, s.MinMS, s.MaxMS, s.Runs, s.ImagesPerS, s.GFLOPS, s.WallImagesPerS, commands)
+	if s.TrafficBytes > 0 && s.MedianMS > 0 {
+		fmt.Fprintf(w, "the step moves at least %.0f MB (each operand read once, each result written once): %.1f ms at the copy peak, %.0f%% of the step\n",
+			s.TrafficBytes/1e6, s.TrafficMS, 100*s.TrafficMS/s.MedianMS)
+	}
 	in := r.Inference
 	_, err := fmt.Fprintf(w, "inference: batch 1 %.2f ms (%.1f images/s); batch %d %.2f ms (%.1f images/s)\n",
 		in.Batch1MS, in.Batch1ImagesPerS, in.Batch, in.BatchMS, in.BatchImagesPerS)

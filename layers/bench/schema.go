@@ -107,6 +107,11 @@ type Step struct {
 	// fills and copies, each timestamped): each costs a fixed overhead on the
 	// device besides its work.
 	Commands int `json:"commands,omitempty"`
+	// TrafficBytes is the fewest bytes the step must move (every part's
+	// operands read once and results written once), and TrafficMS that at the
+	// device's copy peak: the step's floor where it is memory-bound.
+	TrafficBytes float64 `json:"traffic_bytes,omitempty"`
+	TrafficMS    float64 `json:"traffic_ms,omitempty"`
 }
 
 // Layer is the step's time spent in one layer, from per-dispatch timestamps.

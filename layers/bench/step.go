@@ -192,6 +192,9 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 		if p.GEMMLike && p.InStep {
 			rep.Step.FLOPs += p.FLOPs
 		}
+		if p.InStep {
+			rep.Step.TrafficBytes += p.Traffic
+		}
 		if !b.selected(partName(p)) {
 			continue
 		}
@@ -280,6 +283,9 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 	}
 	if rep.Step.MedianMS > 0 {
 		rep.Step.GFLOPS = rep.Step.FLOPs / (rep.Step.MedianMS / 1e3) / 1e9
+		if rep.Peaks.CopyGBS > 0 {
+			rep.Step.TrafficMS = rep.Step.TrafficBytes / (rep.Peaks.CopyGBS * 1e9) * 1e3
+		}
 	}
 	return nil
 }

@@ -1,0 +1,89 @@
+#version 450
+// gemm_smallk: GEMM for a small K on CPUs (lavapipe): the linear layers' weight
+// gradients dW = dy^T x, whose K is the batch. There the texel kernel's 8x8
+// blocks spend their time storing C (a scatter per row across the invocations,
+// for only 4 k of arithmetic per result); here each invocation computes four
+// consecutive results of one row, C(m, n..n+3), so neighbouring invocations
+// store neighbouring vec4s and A(m, k), the same for a whole workgroup, is one
+// broadcast fetch. B is read as RGBA32F texels along n (not transposed, ldb and
+// offB multiples of 4); A as R32F, either way round; C as vec4 (ldc and offC
+// multiples of 4). Row blocks are gl_WorkGroupID.y, the batch of products
+// gl_WorkGroupID.z, as for the other GEMMs (gemm_common.glsl).
+#extension GL_EXT_control_flow_attributes : require
+#define VEC_C 1
+layout(local_size_x = 64) in;
+layout(binding = 0) uniform samplerBuffer A;
+layout(binding = 1) uniform samplerBuffer B;
+#include "gemm_common.glsl"
+
+#ifdef SGD_UPDATE
+// gemm_smallk_sgd: C is not stored: it is a parameter's gradient, and the
+// parameter (bound where C would be) takes torch.optim.SGD's step with it at
+// once, exactly as shaders/sgd.comp computes it, reading the same
+// hyper-parameter buffer (layers.SGDParams) and momentum buffer; the gradient
+// is never written nor read back. The parameter and momentum are read as
+// RGBA32F texels (bindings 6 and 7, the same ranges as 2 and 5: vectorised on
+// lavapipe, where storage vec4 reads across invocations are gathers) and
+// written as storage vec4s; each vec4 is read and written by one invocation
+// only.
+layout(constant_id = 10) const bool HAS_BUF = true;
+layout(std430, binding = 4) readonly buffer Hyper {
+    float lr, momentum, dampc, wd;
+    uint nesterov, first;
+} h;
+layout(std430, binding = 5) buffer Buf { vec4 mbuf[]; };
+layout(binding = 6) uniform samplerBuffer ParamIn;
+layout(binding = 7) uniform samplerBuffer BufIn;
+
+void update4(uint m, uint n, vec4 acc) {
+    uint at = (offC + m * p.ldc + n) >> 2;
+    vec4 x = texelFetch(ParamIn, int(at));
+    vec4 g = p.alpha * acc;
+    float wd = h.wd;
+    if (wd != 0.0) g = g + wd * x;
+    float mom = h.momentum;
+    vec4 b = vec4(0);
+    bool hasBuf = HAS_BUF && mom != 0.0;
+    if (hasBuf) {
+        vec4 old = texelFetch(BufIn, int(at));
+        b = h.first != 0u ? g : old * mom + g * h.dampc;
+        g = h.nesterov != 0u ? g + b * mom : b;
+        if (n + 4 > p.N) {
+            for (uint c = 0; c < 4; c++) if (n + c >= p.N) b[c] = old[c];
+        }
+        mbuf[at] = b;
+    }
+    vec4 y = x - h.lr * g;
+    if (n + 4 > p.N) {
+        for (uint c = 0; c < 4; c++) if (n + c >= p.N) y[c] = x[c];
+    }
+    C4[at] = y;
+}
+#endif
+
+// ROWS rows per invocation: B's vec4 fetched once for all of them, and
+// lavapipe's per-workgroup cost spread over ROWS times the work.
+#define ROWS 8
+
+void main() {
+    batchOffsets();
+    uint n = 4 * gl_GlobalInvocationID.x;
+    uint m0 = gl_WorkGroupID.y * ROWS;
+    if (n >= p.N) return;
+    vec4 acc[ROWS];
+    [[unroll]] for (uint i = 0; i < ROWS; i++) acc[i] = vec4(0);
+    for (uint k = 0; k < p.K; k++) {
+        vec4 b = texelFetch(B, min(int((offB + k * p.ldb + n) >> 2), textureSize(B) - 1));
+        [[unroll]] for (uint i = 0; i < ROWS; i++) {
+            uint m = min(m0 + i, p.M - 1);
+            acc[i] += texelFetch(A, int(offA + (TRANS_A ? k * p.lda + m : m * p.lda + k))).x * b;
+        }
+    }
+    [[unroll]] for (uint i = 0; i < ROWS; i++) {
+#ifdef SGD_UPDATE
+        if (m0 + i < p.M) update4(m0 + i, n, acc[i]);
+#else
+        if (m0 + i < p.M) epilogue4(m0 + i, n, acc[i]);
+#endif
+    }
+}
