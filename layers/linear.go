@@ -84,25 +84,7 @@ func (r *Runtime) LinearBackwardData(s *vk.Stream, l *Linear, n int, dy, dx *Ten
 // gradient db = sum over the batch of dy, overwriting them (or adding to them
 // with accumulate).
 func (r *Runtime) LinearBackwardWeights(s *vk.Stream, l *Linear, n int, x, dy *Tensor, accumulate bool) error {
-	if err := l.check("x", x, n, l.In); err != nil {
-		return err
-	}
-	if err := l.check("dy", dy, n, l.Out); err != nil {
-		return err
-	}
-	o := GEMMOptions{Accumulate: accumulate}
-	if err := r.GEMM(s, l.Out, l.In, n, Mat{T: dy, LD: l.Out, Trans: true}, Mat{T: x, LD: l.In}, Mat{T: l.WeightGrad, LD: l.In}, o); err != nil {
-		return err
-	}
-	if l.Bias == nil {
-		return nil
-	}
-	ones, err := r.ones(n)
-	if err != nil {
-		return err
-	}
-	// db (1 x Out) = ones (1 x n) dy (n x Out).
-	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, o)
+	return r.linearGradients(s, l, n, x, dy, Mat{T: l.WeightGrad, LD: l.In}, GEMMOptions{Accumulate: accumulate}, accumulate)
 }
 
 // LinearFusesUpdate reports whether LinearBackwardUpdate can step l's weight
@@ -118,14 +100,19 @@ func (r *Runtime) LinearFusesUpdate(l *Linear, n int) bool {
 // (nil without), never stored (GEMMOptions.Update). Record it after
 // LinearBackwardData, which reads the weight before the step.
 func (r *Runtime) LinearBackwardUpdate(s *vk.Stream, l *Linear, n int, x, dy *Tensor, sgd *SGDParams, momentum *Tensor) error {
+	return r.linearGradients(s, l, n, x, dy, Mat{T: l.Weight, LD: l.In}, GEMMOptions{Update: &GEMMUpdate{SGD: sgd, Momentum: momentum}}, false)
+}
+
+// linearGradients records the weight's gradient dy^T x into w as o says (stored,
+// accumulated or stepped), then the bias gradient (accumulated with accumulateBias).
+func (r *Runtime) linearGradients(s *vk.Stream, l *Linear, n int, x, dy *Tensor, w Mat, o GEMMOptions, accumulateBias bool) error {
 	if err := l.check("x", x, n, l.In); err != nil {
 		return err
 	}
 	if err := l.check("dy", dy, n, l.Out); err != nil {
 		return err
 	}
-	u := GEMMOptions{Update: &GEMMUpdate{SGD: sgd, Momentum: momentum}}
-	if err := r.GEMM(s, l.Out, l.In, n, Mat{T: dy, LD: l.Out, Trans: true}, Mat{T: x, LD: l.In}, Mat{T: l.Weight, LD: l.In}, u); err != nil {
+	if err := r.GEMM(s, l.Out, l.In, n, Mat{T: dy, LD: l.Out, Trans: true}, Mat{T: x, LD: l.In}, w, o); err != nil {
 		return err
 	}
 	if l.Bias == nil {
@@ -135,7 +122,8 @@ func (r *Runtime) LinearBackwardUpdate(s *vk.Stream, l *Linear, n int, x, dy *Te
 	if err != nil {
 		return err
 	}
-	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, GEMMOptions{})
+	// db (1 x Out) = ones (1 x n) dy (n x Out).
+	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, GEMMOptions{Accumulate: accumulateBias})
 }
 
 // ones returns a tensor of at least n ones, shared by the runtime.

@@ -9,7 +9,6 @@ import (
 	"vktrain/layers/bench"
 	"vktrain/train"
 	"vktrain/train/tune"
-	"vktrain/vk"
 )
 
 // runBench benchmarks every kernel of AlexNet's training step at the model's
@@ -63,16 +62,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	model, err := train.BuildModel(*freeze)
-	if err != nil {
-		return err
-	}
-	dev, err := vk.Open(vk.Options{Device: df.device, Validate: df.validate, Logger: e.log})
+	model, dev, rt, err := openModelRuntime(df, e, *freeze)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
-	rt := layers.NewRuntime(dev)
 	defer rt.Close()
 	cfg := bench.Config{
 		Model: model, ImageSize: *size, Resize: train.ResizeFor(*size), Batch: *batch,

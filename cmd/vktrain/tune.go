@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"vktrain/layers"
+	"vktrain/layers/nn"
 	"vktrain/train"
 	"vktrain/train/tune"
 	"vktrain/vk"
@@ -49,16 +50,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		}
 		batches = append(batches, n)
 	}
-	model, err := train.BuildModel(*freeze)
-	if err != nil {
-		return err
-	}
-	dev, err := vk.Open(vk.Options{Device: df.device, Validate: df.validate, Logger: e.log})
+	model, dev, rt, err := openModelRuntime(df, e, *freeze)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
-	rt := layers.NewRuntime(dev)
 	defer rt.Close()
 	cache, err := tune.OpenCache("", dev, e.log)
 	if err != nil {
@@ -99,6 +95,21 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// openModelRuntime builds the modified AlexNet (its features frozen with
+// freeze) and opens the flags' device with a runtime on it; the caller closes
+// the runtime, then the device.
+func openModelRuntime(df deviceFlags, e *env, freeze bool) (*nn.Model, *vk.Device, *layers.Runtime, error) {
+	model, err := train.BuildModel(freeze)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dev, err := vk.Open(vk.Options{Device: df.device, Validate: df.validate, Logger: e.log})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return model, dev, layers.NewRuntime(dev), nil
 }
 
 // writeChoices prints each tuned pass: its winner and every algorithm's time.
