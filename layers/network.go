@@ -15,6 +15,9 @@ type NetworkConfig struct {
 	Batch int              // images per step
 	Input PreprocessParams // record size, resize, crop, normalization, augmentation (training only)
 	SGD   SGDConfig        // optimizer hyper-parameters (training)
+	// Adam, when set, makes the optimizer torch.optim.Adam (AdamW with
+	// Decoupled) instead of SGD, whose settings are then ignored.
+	Adam *AdamConfig
 	Seed  uint64           // dropout and augmentation streams
 	Train bool             // also record the training step (backward and SGD)
 	// ConvAlgo is the algorithm of the convolutions it applies to: ConvWinograd
@@ -76,6 +79,10 @@ type Network struct {
 	params []*netParam
 	byName map[string]*netParam
 	sgd    *SGDParams
+	adam   *AdamParams // instead of sgd, with NetworkConfig.Adam
+	// optSteps counts the optimizer steps submitted (Adam's bias corrections
+	// need the step number; SetOptimizerSteps restores it).
+	optSteps int
 
 	input   *Tensor // preprocessed batch, CNHW
 	logits  *Tensor
@@ -133,7 +140,8 @@ type netParam struct {
 	shape     []int
 	value     *Tensor
 	grad      *Tensor
-	momentum  *Tensor
+	momentum  *Tensor // SGD's momentum buffer, or Adam's first moment (exp_avg)
+	sq        *Tensor // Adam's second moment (exp_avg_sq); nil under SGD
 	trainable bool
 	fused     bool // stepped in its layer's backward pass, its gradient never stored
 }
@@ -283,14 +291,18 @@ func (n *Network) build() error {
 		}
 	}
 	if n.cfg.Train {
-		if n.sgd, err = n.rt.NewSGDParams("sgd", n.cfg.SGD); err != nil {
+		if n.cfg.Adam != nil {
+			if n.adam, err = n.rt.NewAdamParams("adam", *n.cfg.Adam); err != nil {
+				return err
+			}
+		} else if n.sgd, err = n.rt.NewSGDParams("sgd", n.cfg.SGD); err != nil {
 			return err
 		}
 		if err := n.allocBackward(); err != nil {
 			return err
 		}
 		for _, op := range n.ops {
-			if op.lin != nil && op.trains && !n.cfg.UnfusedSGD && n.rt.LinearFusesUpdate(op.lin, batch) {
+			if op.lin != nil && op.trains && n.sgd != nil && !n.cfg.UnfusedSGD && n.rt.LinearFusesUpdate(op.lin, batch) {
 				op.fused = n.byName[op.layer.Path+".weight"]
 				op.fused.fused = true
 			}
@@ -327,8 +339,13 @@ func (n *Network) allocBackward() error {
 		}
 	}
 	for _, p := range n.params {
-		if p.trainable && n.cfg.SGD.Momentum != 0 {
+		if p.trainable && (n.cfg.SGD.Momentum != 0 || n.cfg.Adam != nil) {
 			if p.momentum, err = n.alloc(p.name+".momentum", p.shape...); err != nil {
+				return err
+			}
+		}
+		if p.trainable && n.cfg.Adam != nil {
+			if p.sq, err = n.alloc(p.name+".exp_avg_sq", p.shape...); err != nil {
 				return err
 			}
 		}
@@ -487,13 +504,16 @@ func (n *Network) Submit(kind StepKind, b Batch) (*Result, error) {
 			return nil, err
 		}
 	}
-	if kind == TrainStep && b.LR > 0 && b.LR != n.sgd.Config().LR {
-		if err := n.sgd.SetLR(b.LR); err != nil {
+	if kind == TrainStep {
+		if err := n.prepareOptimizer(b.LR); err != nil {
 			return nil, err
 		}
 	}
 	if err := sl.streams[kind].Submit(); err != nil {
 		return nil, err
+	}
+	if kind == TrainStep {
+		n.optSteps++
 	}
 	n.pending = append(n.pending, n.next)
 	n.next = 1 - n.next
@@ -597,8 +617,10 @@ func (n *Network) LoadParams(sd *weights.StateDict, strict bool) (missing, unexp
 	return missing, unexpected, nil
 }
 
-// LoadMomentum uploads the optimizer's momentum buffers by name (a checkpoint's);
-// the next step then blends into them rather than starting afresh.
+// LoadMomentum uploads the optimizer's momentum buffers (SGD) or first moments
+// (Adam's exp_avg) by name (a checkpoint's); under SGD the next step then
+// blends into them rather than starting afresh (for Adam, SetOptimizerSteps
+// restores the step number).
 func (n *Network) LoadMomentum(sd *weights.StateDict) error {
 	for _, p := range n.params {
 		if p.momentum == nil {
@@ -657,12 +679,82 @@ func (n *Network) download(pick func(*netParam) *Tensor) (*weights.StateDict, er
 	return sd, nil
 }
 
+// prepareOptimizer sets the optimizer for the training step about to be
+// submitted (no step may be running): the learning rate lr where positive,
+// and Adam's step number.
+func (n *Network) prepareOptimizer(lr float64) error {
+	if n.adam != nil {
+		if lr > 0 && lr != n.adam.Config().LR {
+			c := n.adam.Config()
+			c.LR = lr
+			if err := n.adam.Set(c); err != nil {
+				return err
+			}
+		}
+		return n.adam.SetStep(n.optSteps + 1)
+	}
+	if lr > 0 && lr != n.sgd.Config().LR {
+		return n.sgd.SetLR(lr)
+	}
+	return nil
+}
+
 // SetLR changes the learning rate from the next step on.
 func (n *Network) SetLR(lr float64) error {
-	if n.sgd == nil {
-		return errors.New("network: no optimizer (built without training)")
+	switch {
+	case n.adam != nil:
+		c := n.adam.Config()
+		c.LR = lr
+		return n.adam.Set(c)
+	case n.sgd != nil:
+		return n.sgd.SetLR(lr)
 	}
-	return n.sgd.SetLR(lr)
+	return errors.New("network: no optimizer (built without training)")
+}
+
+// OptimizerSteps is the number of training steps submitted since the network
+// was built or SetOptimizerSteps.
+func (n *Network) OptimizerSteps() int { return n.optSteps }
+
+// SetOptimizerSteps says that steps optimizer steps have been taken already
+// (a resumed run, whose moments LoadMomentum and LoadSecondMoments restored):
+// Adam's next bias corrections are those of step steps+1; SGD's next step
+// initialises its momentum only when steps is 0.
+func (n *Network) SetOptimizerSteps(steps int) error {
+	if steps < 0 {
+		return fmt.Errorf("network: %d optimizer steps", steps)
+	}
+	if len(n.pending) > 0 {
+		return errors.New("network: SetOptimizerSteps with steps outstanding (Flush first)")
+	}
+	n.optSteps = steps
+	if n.sgd != nil {
+		return n.sgd.buf.WriteUint32(SGDFirstWord, []uint32{boolU32(steps == 0)})
+	}
+	return nil
+}
+
+// SecondMoments downloads Adam's second moments (exp_avg_sq) of the trainable
+// parameters (none under SGD).
+func (n *Network) SecondMoments() (*weights.StateDict, error) {
+	return n.download(func(p *netParam) *Tensor { return p.sq })
+}
+
+// LoadSecondMoments uploads Adam's second moments (the names of Params).
+func (n *Network) LoadSecondMoments(sd *weights.StateDict) error {
+	for _, p := range n.params {
+		if p.sq == nil {
+			continue
+		}
+		t, ok := sd.Get(p.name)
+		if !ok {
+			return fmt.Errorf("%s: no second moment (exp_avg_sq) for %s", sd.Path, p.name)
+		}
+		if err := p.sq.Upload(t.Data); err != nil {
+			return fmt.Errorf("exp_avg_sq %s: %w", p.name, err)
+		}
+	}
+	return nil
 }
 
 // Close waits for outstanding work and releases everything the network made.
@@ -682,9 +774,8 @@ func (n *Network) Close() {
 	for _, f := range n.freed {
 		f.Free()
 	}
-	if n.sgd != nil {
-		n.sgd.Free()
-	}
+	n.sgd.Free()
+	n.adam.Free()
 	for _, t := range n.owned {
 		t.Free()
 	}

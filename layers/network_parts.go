@@ -137,6 +137,19 @@ func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 			sgdParams = append(sgdParams, p)
 		}
 	}
+	if n.adam != nil {
+		add(StepPart{Layer: "adam", Type: "Adam", Pass: "update", Shape: fmt.Sprintf("%d tensors, %d parameters", len(sgdParams), elems),
+			Bytes: 28 * float64(elems), InStep: true, // read param, grad and both moments, write param and moments
+			Record: func(s *vk.Stream) error {
+				for _, p := range sgdParams {
+					if err := rt.Adam(s, n.adam, p.value, p.grad, p.momentum, p.sq); err != nil {
+						return fmt.Errorf("adam %s: %w", p.name, err)
+					}
+				}
+				return nil
+			}})
+		return parts
+	}
 	per := 12.0 // read param and grad, write param
 	if n.cfg.SGD.Momentum != 0 {
 		per = 20 // and read and write the momentum

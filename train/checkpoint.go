@@ -14,15 +14,20 @@ import (
 // CheckpointFile is the checkpoint's name inside a run directory.
 const CheckpointFile = "checkpoint.safetensors"
 
-// momentumPrefix names the optimizer's momentum buffers inside a checkpoint.
-const momentumPrefix = "optimizer.momentum."
+// momentumPrefix names the optimizer's momentum buffers (SGD) or first
+// moments (Adam's exp_avg) inside a checkpoint, secondMomentPrefix Adam's
+// second moments (exp_avg_sq).
+const (
+	momentumPrefix     = "optimizer.momentum."
+	secondMomentPrefix = "optimizer.exp_avg_sq."
+)
 
 // State is where training stands: enough to continue exactly.
 type State struct {
 	Epoch     int    `json:"epoch"`      // epochs completed
 	Step      int    `json:"step"`       // mini-batches completed in total
 	Seed      uint64 `json:"seed"`       // the run's seed: data order, dropout, augmentation
-	SGDSteps  int    `json:"sgd_steps"`  // optimizer steps taken (0: momentum not yet initialised)
+	SGDSteps  int    `json:"sgd_steps"`  // optimizer steps taken, SGD's or Adam's (0: moments not yet initialised)
 	ModelName string `json:"model_name"` // e.g. "alexnet"
 }
 
@@ -31,6 +36,8 @@ type Checkpoint struct {
 	State    State
 	Params   *weights.StateDict // parameter name -> tensor, PyTorch names
 	Momentum *weights.StateDict // same names; may be empty (no optimizer step yet)
+	// SecondMoments are Adam's exp_avg_sq (same names); empty under SGD.
+	SecondMoments *weights.StateDict
 }
 
 // Save writes the checkpoint as safetensors (the state in the metadata), to a
@@ -42,9 +49,15 @@ func (c *Checkpoint) Save(path string) error {
 			return fmt.Errorf("checkpoint %s: %w", path, err)
 		}
 	}
-	if c.Momentum != nil {
-		for _, name := range c.Momentum.Names {
-			if err := all.Add(momentumPrefix+name, c.Momentum.Tensors[name]); err != nil {
+	for _, part := range []struct {
+		prefix string
+		sd     *weights.StateDict
+	}{{momentumPrefix, c.Momentum}, {secondMomentPrefix, c.SecondMoments}} {
+		if part.sd == nil {
+			continue
+		}
+		for _, name := range part.sd.Names {
+			if err := all.Add(part.prefix+name, part.sd.Tensors[name]); err != nil {
 				return fmt.Errorf("checkpoint %s: %w", path, err)
 			}
 		}
@@ -69,7 +82,7 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: not a vktrain checkpoint (no vktrain.state metadata)", path)
 	}
-	c := &Checkpoint{Params: &weights.StateDict{Path: path}, Momentum: &weights.StateDict{Path: path}}
+	c := &Checkpoint{Params: &weights.StateDict{Path: path}, Momentum: &weights.StateDict{Path: path}, SecondMoments: &weights.StateDict{Path: path}}
 	if err := json.Unmarshal([]byte(raw), &c.State); err != nil {
 		return nil, fmt.Errorf("%s: bad vktrain.state metadata: %w", path, err)
 	}
@@ -77,6 +90,8 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 		dst, key := c.Params, name
 		if rest, ok := strings.CutPrefix(name, momentumPrefix); ok {
 			dst, key = c.Momentum, rest
+		} else if rest, ok := strings.CutPrefix(name, secondMomentPrefix); ok {
+			dst, key = c.SecondMoments, rest
 		}
 		if err := dst.Add(key, all.Tensors[name]); err != nil {
 			return nil, err

@@ -39,8 +39,16 @@ type Config struct {
 	LR             float64 `json:"lr"`
 	Momentum       float64 `json:"momentum"`
 	WeightDecay    float64 `json:"weight_decay"`
-	Augment        bool    `json:"augment"` // random crop (padding 4) and horizontal flip
-	Init           string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
+	// Optimizer is "sgd" ("" too: runs written before the field), "adam" or
+	// "adamw" (torch.optim.Adam and AdamW: Beta1, Beta2 and Eps, 0 meaning
+	// torch's 0.9, 0.999 and 1e-8; Momentum is then unused and WeightDecay is
+	// Adam's L2 term or AdamW's decoupled decay).
+	Optimizer string  `json:"optimizer,omitempty"`
+	Beta1     float64 `json:"beta1,omitempty"`
+	Beta2     float64 `json:"beta2,omitempty"`
+	Eps       float64 `json:"eps,omitempty"`
+	Augment   bool    `json:"augment"` // random crop (padding 4) and horizontal flip
+	Init      string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
 	// Conv is the convolutions' algorithm: ConvAuto (Defaults: per pass, the
 	// fastest on the device as Tune finds it), or one for every pass where it
 	// applies: "winograd4" (F(4x4,3x3), and F(2x2,5x5) for 5x5), "winograd"
@@ -72,6 +80,28 @@ type Config struct {
 	WeightsURL   string  `json:"-"` // where "torchvision" downloads from ("" = official)
 	DataURL      string  `json:"-"` // where CIFAR-10 downloads from ("" = official)
 	CacheDir     string  `json:"-"` // "" = fetch.CacheDir()
+}
+
+// The optimizers (Config.Optimizer).
+const (
+	OptimizerSGD   = "sgd"
+	OptimizerAdam  = "adam"
+	OptimizerAdamW = "adamw"
+)
+
+// adam is the Adam configuration of c's optimizer, nil for SGD.
+func (c Config) adam() *layers.AdamConfig {
+	if c.Optimizer != OptimizerAdam && c.Optimizer != OptimizerAdamW {
+		return nil
+	}
+	or := func(v, d float64) float64 {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	return &layers.AdamConfig{LR: c.LR, Beta1: or(c.Beta1, 0.9), Beta2: or(c.Beta2, 0.999), Eps: or(c.Eps, 1e-8),
+		WeightDecay: c.WeightDecay, Decoupled: c.Optimizer == OptimizerAdamW}
 }
 
 // ConvAuto is Config.Conv's choice by measurement (see Tune).
@@ -109,6 +139,10 @@ func (c *Config) Validate() error {
 		return errors.New("pretrained: say torchvision, none or a file")
 	case c.Conv != ConvAuto && !validConvAlgo(c.Conv):
 		return fmt.Errorf("conv %q: want %s, %s, %s or %s", c.Conv, ConvAuto, layers.ConvWinograd4, layers.ConvWinograd, layers.ConvIm2col)
+	case c.Optimizer != "" && c.Optimizer != OptimizerSGD && c.adam() == nil:
+		return fmt.Errorf("optimizer %q: want %s, %s or %s", c.Optimizer, OptimizerSGD, OptimizerAdam, OptimizerAdamW)
+	case c.adam() != nil && c.adam().Validate() != nil:
+		return c.adam().Validate()
 	case c.Tune != "" && c.Tune != string(tune.Off) && c.Tune != string(tune.Cached) && c.Tune != string(tune.Full):
 		return fmt.Errorf("tune %q: want %s, %s or %s", c.Tune, tune.Off, tune.Cached, tune.Full)
 	case c.InitFrom != "" && c.Pretrained != PretrainedNone:

@@ -156,12 +156,21 @@ func openSession(ctx context.Context, m *nn.Model, cfg Config, train, validate b
 	return s, nil
 }
 
+// optimizerName is cfg's optimizer as the metrics record it.
+func optimizerName(cfg Config) string {
+	if cfg.Optimizer == "" {
+		return OptimizerSGD
+	}
+	return cfg.Optimizer
+}
+
 // NetworkConfigFor is the network layout of cfg's recipe, for training or
 // evaluation (its ConvAlgo and ConvChoices left to the caller).
 func NetworkConfigFor(cfg Config, train bool) layers.NetworkConfig {
 	return layers.NetworkConfig{
 		Batch: cfg.Batch, Input: inputParams(cfg, train), Train: train, Seed: cfg.Seed,
-		SGD: layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
+		SGD:  layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
+		Adam: cfg.adam(),
 	}
 }
 
@@ -308,6 +317,14 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 			if err := net.LoadMomentum(ck.Momentum); err != nil {
 				return nil, fmt.Errorf("resume: %w", err)
 			}
+			if cfg.adam() != nil {
+				if err := net.LoadSecondMoments(ck.SecondMoments); err != nil {
+					return nil, fmt.Errorf("resume: %w", err)
+				}
+			}
+		}
+		if err := net.SetOptimizerSteps(ck.State.SGDSteps); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
 		}
 		state = ck.State
 		log.Info("resuming", "run", dir, "epoch", state.Epoch, "step", state.Step)
@@ -336,7 +353,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 		Seed: int64(cfg.Seed), Device: sess.dev.Info.Name, Classes: data.Classes, TrainImages: data.Train.Len(),
 		TestImages: data.Test.Len(), StepsPerEpoch: stepsPerEpoch, LogEvery: cfg.LogEvery, Time: time.Now(),
 		Extra: map[string]string{"pretrained_source": cfg.Pretrained, "resumed": fmt.Sprint(opts.Resume),
-			"lr_schedule": cfg.LRSchedule, "warmup_epochs": fmt.Sprint(cfg.WarmupEpochs)},
+			"lr_schedule": cfg.LRSchedule, "warmup_epochs": fmt.Sprint(cfg.WarmupEpochs), "optimizer": optimizerName(cfg)},
 	}); err != nil {
 		return nil, err
 	}
@@ -440,7 +457,11 @@ func (t *trainer) checkpoint() error {
 	if err != nil {
 		return err
 	}
-	c := &Checkpoint{State: t.state, Params: params, Momentum: mom}
+	sq, err := t.net.SecondMoments()
+	if err != nil {
+		return err
+	}
+	c := &Checkpoint{State: t.state, Params: params, Momentum: mom, SecondMoments: sq}
 	if err := c.Save(t.ckPath); err != nil {
 		return err
 	}

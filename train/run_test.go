@@ -30,14 +30,12 @@ func runOpts(t *testing.T, dir string) Options {
 	return Options{RunDir: dir, Validate: true, Out: &bytes.Buffer{}}
 }
 
-// TestResumeEqualsUninterrupted interrupts a run mid-epoch (and once more at an
-// epoch boundary), resumes it, and requires the final parameters and momentum to
-// equal, bit for bit, those of the same run without interruption. The run has a
-// warm-up (3 steps) and a cosine schedule, so the resumed parts must pick the
-// schedule up where it was.
-func TestResumeEqualsUninterrupted(t *testing.T) {
-	cfg := tinyConfig()
-	cfg.LRSchedule, cfg.WarmupEpochs = ScheduleCosine, 0.5
+// checkResume runs cfg without interruption and again interrupted mid-epoch,
+// at an epoch boundary and mid-epoch again, resuming each time, and requires
+// the final parameters and optimizer state (momentum, or Adam's two moments)
+// to be equal bit for bit. It returns the interrupted run's directory.
+func checkResume(t *testing.T, cfg Config) string {
+	t.Helper()
 	whole := t.TempDir()
 	res, err := Run(context.Background(), cfg, runOpts(t, whole))
 	if err != nil {
@@ -78,16 +76,42 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	if a.State != b.State {
 		t.Errorf("state %+v, resumed %+v", a.State, b.State)
 	}
-	for _, pair := range [][2]*Checkpoint{{a, b}} {
-		for _, name := range pair[0].Params.Names {
-			if !slices.Equal(pair[0].Params.Tensors[name].Data, pair[1].Params.Tensors[name].Data) {
-				t.Errorf("parameter %s differs after resuming", name)
-			}
-			if !slices.Equal(pair[0].Momentum.Tensors[name].Data, pair[1].Momentum.Tensors[name].Data) {
-				t.Errorf("momentum %s differs after resuming", name)
+	for _, name := range a.Params.Names {
+		if !slices.Equal(a.Params.Tensors[name].Data, b.Params.Tensors[name].Data) {
+			t.Errorf("parameter %s differs after resuming", name)
+		}
+		if !slices.Equal(a.Momentum.Tensors[name].Data, b.Momentum.Tensors[name].Data) {
+			t.Errorf("momentum %s differs after resuming", name)
+		}
+		if cfg.adam() != nil {
+			sa, ok := a.SecondMoments.Get(name)
+			sb, okb := b.SecondMoments.Get(name)
+			if !ok || !okb || !slices.Equal(sa.Data, sb.Data) {
+				t.Errorf("second moment %s differs after resuming (or is missing: %v, %v)", name, ok, okb)
 			}
 		}
 	}
+	return split
+}
+
+// TestResumeAdamW is TestResumeEqualsUninterrupted under torch.optim.AdamW:
+// the first and second moments and the step count (the bias corrections)
+// are checkpointed and resumed exactly.
+func TestResumeAdamW(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Optimizer, cfg.LR, cfg.WeightDecay = OptimizerAdamW, 1e-3, 0.01
+	checkResume(t, cfg)
+}
+
+// TestResumeEqualsUninterrupted interrupts a run mid-epoch (and once more at an
+// epoch boundary), resumes it, and requires the final parameters and momentum to
+// equal, bit for bit, those of the same run without interruption. The run has a
+// warm-up (3 steps) and a cosine schedule, so the resumed parts must pick the
+// schedule up where it was.
+func TestResumeEqualsUninterrupted(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.LRSchedule, cfg.WarmupEpochs = ScheduleCosine, 0.5
+	split := checkResume(t, cfg)
 	for _, f := range []string{"config.json", "metrics.jsonl", "samples.png", "predictions.png", "loss.png", "accuracy.png", "per_class.png", "confusion.png"} {
 		if _, err := os.Stat(filepath.Join(split, f)); err != nil {
 			t.Errorf("run directory lacks %s: %v", f, err)
@@ -106,7 +130,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	if err := writeConfig(split, rc); err != nil {
 		t.Fatal(err)
 	}
-	o = runOpts(t, split)
+	o := runOpts(t, split)
 	o.Resume = true
 	if _, err := Run(context.Background(), cfg, o); err == nil || !strings.Contains(err.Error(), "features.6") || !strings.Contains(err.Error(), "fft") {
 		t.Errorf("resuming with a bad conv choice: %v", err)

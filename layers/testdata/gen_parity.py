@@ -10,6 +10,9 @@ p=0 (torch's dropout RNG cannot be reproduced), written as
                             gradients of the second step, the parameters after it
 --full: the same for the real torchvision AlexNet (surgery to 1024 and 10 classes)
 at 224 into $PARITY_DIR (default /tmp/vktrain-parity), not committed.
+--adamw: the two steps by torch.optim.AdamW (lr 0.001, weight decay 0.01, the
+default betas and eps) instead of SGD, into <name>_adamw_io.pth (the weights
+file is the same: the seed draws the model and the records alike).
 """
 import os
 import sys
@@ -53,6 +56,7 @@ def preprocess(records, resize, crop):
 
 def main():
     full = "--full" in sys.argv
+    adamw = "--adamw" in sys.argv
     torch.manual_seed(20261125)
     if full:
         model, resize, crop, name = full_alexnet(), 256, 224, "parity_full"
@@ -62,8 +66,12 @@ def main():
         out = os.path.dirname(os.path.abspath(__file__))
     os.makedirs(out, exist_ok=True)
     batch = 4
-    torch.save(model.state_dict(), os.path.join(out, name + "_weights.pth"))
-    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    if not adamw:
+        torch.save(model.state_dict(), os.path.join(out, name + "_weights.pth"))
+    if adamw:
+        opt = torch.optim.AdamW(model.parameters(), lr=0.001, weight_decay=0.01)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     model.train()
     io = {}
     for step in range(2):
@@ -82,8 +90,9 @@ def main():
     for k, p in model.named_parameters():
         io["grad." + k] = p.grad.detach().clone()
         io["after." + k] = p.detach().clone()
-    torch.save(io, os.path.join(out, name + "_io.pth"))
-    print("wrote", os.path.join(out, name + "_weights.pth"), "and", name + "_io.pth", "with torch", torch.__version__)
+    io_name = name + ("_adamw_io.pth" if adamw else "_io.pth")
+    torch.save(io, os.path.join(out, io_name))
+    print("wrote", os.path.join(out, io_name), "(weights", name + "_weights.pth) with torch", torch.__version__)
 
 
 if __name__ == "__main__":
