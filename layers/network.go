@@ -17,9 +17,9 @@ type NetworkConfig struct {
 	SGD   SGDConfig        // optimizer hyper-parameters (training)
 	// Adam, when set, makes the optimizer torch.optim.Adam (AdamW with
 	// Decoupled) instead of SGD, whose settings are then ignored.
-	Adam *AdamConfig
-	Seed  uint64           // dropout and augmentation streams
-	Train bool             // also record the training step (backward and SGD)
+	Adam  *AdamConfig
+	Seed  uint64 // dropout and augmentation streams
+	Train bool   // also record the training step (backward and SGD)
 	// ConvAlgo is the algorithm of the convolutions it applies to: ConvWinograd
 	// runs the 3x3 and 5x5 stride-1 ones by F(2x2, RxR), ConvWinograd4 the 3x3
 	// ones by F(4x4, 3x3) and the 5x5 by F(2x2, 5x5); the others stay on im2col.

@@ -101,9 +101,10 @@ func (v winoVariant) module(stage string) string {
 var winoVariants = []winoVariant{{2, 3}, {4, 3}, {2, 5}}
 
 // winoVariant returns the Winograd variant algorithm a runs c with, and whether
-// there is one: a square filter the variant is compiled for, at stride 1.
+// there is one: a square filter the variant is compiled for, at stride 1, with
+// padding up to R-1 (the backward-data pass pads by R-1-P).
 func (c *Conv2D) winoVariant(a ConvAlgo) (winoVariant, bool) {
-	if c.R != c.S || c.StrideH != 1 || c.StrideW != 1 {
+	if c.R != c.S || c.StrideH != 1 || c.StrideW != 1 || c.PadH > c.R-1 || c.PadW > c.S-1 {
 		return winoVariant{}, false
 	}
 	var v winoVariant
@@ -124,7 +125,8 @@ func (c *Conv2D) winoVariant(a ConvAlgo) (winoVariant, bool) {
 }
 
 // AlgoApplies reports whether algorithm a can compute c: im2col always,
-// ConvWinograd 3x3 and 5x5 filters at stride 1, ConvWinograd4 3x3 at stride 1.
+// ConvWinograd 3x3 and 5x5 filters at stride 1, ConvWinograd4 3x3 at stride 1
+// (padding up to R-1).
 func (c *Conv2D) AlgoApplies(a ConvAlgo) bool {
 	if a == ConvIm2col {
 		return true

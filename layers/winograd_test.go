@@ -188,16 +188,16 @@ func TestConv2DWinogradErrors(t *testing.T) {
 // TestChooseAlgo: a network's algorithm falls back per layer to one that applies.
 func TestChooseAlgo(t *testing.T) {
 	for _, c := range []struct {
-		k, stride int
-		ask, want ConvAlgo
+		k, stride, pad int
+		ask, want      ConvAlgo
 	}{
-		{3, 1, ConvWinograd, ConvWinograd}, {5, 1, ConvWinograd, ConvWinograd}, {11, 4, ConvWinograd, ConvIm2col},
-		{3, 1, ConvWinograd4, ConvWinograd4}, {5, 1, ConvWinograd4, ConvWinograd}, {3, 2, ConvWinograd4, ConvIm2col},
-		{3, 1, ConvIm2col, ConvIm2col},
+		{3, 1, 1, ConvWinograd, ConvWinograd}, {5, 1, 2, ConvWinograd, ConvWinograd}, {11, 4, 2, ConvWinograd, ConvIm2col},
+		{3, 1, 1, ConvWinograd4, ConvWinograd4}, {5, 1, 2, ConvWinograd4, ConvWinograd}, {3, 2, 1, ConvWinograd4, ConvIm2col},
+		{3, 1, 1, ConvIm2col, ConvIm2col}, {3, 1, 3, ConvWinograd4, ConvIm2col}, {5, 1, 4, ConvWinograd4, ConvWinograd},
 	} {
-		cv := Conv2D{R: c.k, S: c.k, StrideH: c.stride, StrideW: c.stride}
+		cv := Conv2D{R: c.k, S: c.k, StrideH: c.stride, StrideW: c.stride, PadH: c.pad, PadW: c.pad}
 		if got := cv.ChooseAlgo(c.ask); got != c.want {
-			t.Errorf("%dx%d stride %d asked %s: got %s, want %s", c.k, c.k, c.stride, c.ask, got, c.want)
+			t.Errorf("%dx%d stride %d pad %d asked %s: got %s, want %s", c.k, c.k, c.stride, c.pad, c.ask, got, c.want)
 		}
 	}
 }
