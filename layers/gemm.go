@@ -42,10 +42,10 @@ type GEMMUpdate struct {
 	Momentum *Tensor // shaped like C's tensor; nil without momentum
 }
 
-// FusesUpdate reports whether GEMM can apply GEMMOptions.Update to an
-// m x n x k product of a and b into c: on the texel variant, for K up to
-// gemmSmallKMax, B not transposed, B's and C's rows aligned to 4 (gemm_smallk).
-func (r *Runtime) FusesUpdate(m, n, k int, a, b, c Mat) bool {
+// FusesUpdate reports whether GEMM can apply GEMMOptions.Update to a product
+// of depth k of b into c: on the texel variant, for K up to gemmSmallKMax, B
+// not transposed, B's and C's rows aligned to 4 (gemm_smallk).
+func (r *Runtime) FusesUpdate(k int, b, c Mat) bool {
 	return r.Variant == GEMMTexel && r.smallK(k, b, c, true, true)
 }
 
@@ -140,7 +140,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	var extra []vk.Range // the fused update's bindings 4 and 5
 	if u := o.Update; u != nil {
 		switch {
-		case !r.FusesUpdate(m, n, k, a, b, c):
+		case !r.FusesUpdate(k, b, c):
 			return fmt.Errorf("gemm: a fused update of %q needs the texel variant, K <= %d, B not transposed and B's and C's rows aligned to 4 (%dx%dx%d, variant %s)", c.T.Name, gemmSmallKMax, m, n, k, r.Variant)
 		case u.SGD == nil || o.Accumulate || o.Bias != nil || o.ReLU || batch > 1:
 			return fmt.Errorf("gemm: a fused update of %q takes SGD state and no accumulation, bias, ReLU or batch", c.T.Name)

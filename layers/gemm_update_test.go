@@ -72,7 +72,7 @@ func checkGEMMUpdate(t *testing.T, r *Runtime, rng *rand.Rand, m, n, k int, ta b
 	must(t, err)
 	t.Cleanup(p.Free)
 	cm := Mat{T: param, LD: ld}
-	if !r.FusesUpdate(m, n, k, am, bm, cm) {
+	if !r.FusesUpdate(k, bm, cm) {
 		t.Fatal("FusesUpdate is false")
 	}
 	s, err := r.Dev.NewStream("update", vk.StreamOptions{})

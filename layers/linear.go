@@ -91,7 +91,7 @@ func (r *Runtime) LinearBackwardWeights(s *vk.Stream, l *Linear, n int, x, dy *T
 // for a batch of n (see Runtime.FusesUpdate: the texel variant, n up to
 // gemmSmallKMax, rows aligned to 4).
 func (r *Runtime) LinearFusesUpdate(l *Linear, n int) bool {
-	return l.In%4 == 0 && r.FusesUpdate(l.Out, l.In, n, Mat{LD: l.Out, Trans: true}, Mat{LD: l.In}, Mat{LD: l.In})
+	return l.In%4 == 0 && r.FusesUpdate(n, Mat{LD: l.In}, Mat{LD: l.In})
 }
 
 // LinearBackwardUpdate is LinearBackwardWeights fused with the SGD step of

@@ -255,6 +255,11 @@ func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.ConvChoices = nil
+	if opts.Mode == Cached {
+		if res, ok := fromCache(model, cfg, cache); ok {
+			return res, nil
+		}
+	}
 	probe, err := layers.NewNetwork(rt, model, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("tune: %w", err)
@@ -356,6 +361,59 @@ func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers
 	}
 	slices.SortStableFunc(res.Decisions, func(a, b Decision) int { return order(parts, a) - order(parts, b) })
 	return res, nil
+}
+
+// fromCache answers Choose from the cache alone, without laying a probe
+// network out, where the cache holds every pass of every convolution more
+// than one algorithm applies to (all three when training, else the forward),
+// in the order Choose decides them (the forwards, then the backward passes
+// from the last layer). Otherwise (a pass missing or unusable) ok is false
+// and Choose times what it must.
+func fromCache(model *nn.Model, cfg layers.NetworkConfig, cache *Cache) (res *Result, ok bool) {
+	side := cfg.Input.Crop
+	steps, err := model.Layers(3, side, side)
+	if err != nil {
+		return nil, false
+	}
+	res = &Result{Choices: Choices{}}
+	var backward []Decision
+	for _, l := range steps {
+		m, isConv := l.Module.(*nn.Conv2d)
+		if !isConv {
+			continue
+		}
+		c := &layers.Conv2D{C: m.InChannels, K: m.OutChannels, R: m.KernelSize[0], S: m.KernelSize[1],
+			StrideH: m.Stride[0], StrideW: m.Stride[1], PadH: m.Padding[0], PadW: m.Padding[1]}
+		c.SetAlgo(c.ChooseAlgo(cfg.ConvAlgo))
+		applies := 0
+		for _, a := range layers.ConvAlgos {
+			if c.AlgoApplies(a) {
+				applies++
+			}
+		}
+		if applies > 1 {
+			passes := []layers.ConvPass{layers.PassForward}
+			if cfg.Train {
+				passes = append(passes, layers.PassBackwardWeights, layers.PassBackwardData)
+			}
+			var mine []Decision
+			for _, pass := range passes {
+				key := Key(c, cfg.Batch, l.In[1], l.In[2], pass)
+				e, found := cache.Lookup(key)
+				a, err := layers.ParseConvAlgo(e.Algo)
+				if !found || e.Algo == "" || err != nil || !c.AlgoApplies(a) {
+					return nil, false
+				}
+				c.Algo[pass] = a
+				mine = append(mine, Decision{Layer: l.Path, Pass: pass, Key: key, Entry: e, Cached: true})
+			}
+			res.Decisions = append(res.Decisions, mine[0])
+			backward = append(mine[1:], backward...)
+		}
+		res.Choices[l.Path] = c.Algo
+	}
+	res.Decisions = append(res.Decisions, backward...)
+	return res, true
 }
 
 // order is the index of d's pass among parts.
