@@ -4,7 +4,9 @@
 Run with Debian's interpreter, which has python3-torch (1.13) and
 python3-torchvision (0.14):
 
-    /usr/bin/python3 layers/ref/testdata/gen_fixtures.py
+    /usr/bin/python3 layers/ref/testdata/gen_fixtures.py [FILE.json ...]
+
+(naming files writes only those; the batch-norm fixture has its own seed.)
 
 It writes one JSON file per operator family next to this script. Each file
 is {"torch": version, "cases": [case, ...]} and each case is
@@ -17,6 +19,7 @@ Everything is computed in float64 and is deterministic (fixed seeds).
 
 import json
 import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -182,7 +185,45 @@ def crop_offsets():
             "tensors": {"size_crop_offset": tensor(torch.tensor(rows))}}
 
 
+def batchnorm_case(gen, name, n, c, h, w, momentum, eps, train):
+    """torch.nn.BatchNorm2d, one forward and backward, in training or eval mode."""
+    x = dyadic(gen, n, c, h, w).requires_grad_()
+    bn = torch.nn.BatchNorm2d(c, eps=eps, momentum=momentum)
+    with torch.no_grad():
+        bn.weight.copy_(dyadic(gen, c))
+        bn.bias.copy_(dyadic(gen, c))
+        bn.running_mean.copy_(dyadic(gen, c, scale=0.5))
+        bn.running_var.copy_(dyadic(gen, c, scale=1.0).abs() + 0.5)
+    gamma0, beta0 = bn.weight.detach().clone(), bn.bias.detach().clone()
+    mean0, var0 = bn.running_mean.clone(), bn.running_var.clone()
+    bn.train(train)
+    y = bn(x)
+    dy = dyadic(gen, *y.shape)
+    y.backward(dy)
+    return {"name": name,
+            "params": {"n": n, "c": c, "h": h, "w": w, "momentum": momentum, "eps": eps, "train": int(train)},
+            "tensors": {"x": tensor(x, True), "gamma": tensor(gamma0, True), "beta": tensor(beta0, True),
+                        "running_mean": tensor(mean0, True), "running_var": tensor(var0, True),
+                        "dy": tensor(dy, True), "y": tensor(y),
+                        "running_mean_after": tensor(bn.running_mean), "running_var_after": tensor(bn.running_var),
+                        "num_batches_tracked": tensor(bn.num_batches_tracked),
+                        "dx": tensor(x.grad), "dgamma": tensor(bn.weight.grad), "dbeta": tensor(bn.bias.grad)}}
+
+
+def batchnorm_cases():
+    gen = torch.Generator().manual_seed(20261201)
+    return [batchnorm_case(gen, "train_2x3x5x7", 2, 3, 5, 7, 0.1, 1e-5, True),
+            batchnorm_case(gen, "train_1x4x3x3_momentum0.3", 1, 4, 3, 3, 0.3, 1e-3, True),
+            batchnorm_case(gen, "eval_3x2x4x5", 3, 2, 4, 5, 0.1, 1e-5, False)]
+
+
 def main():
+    only = sys.argv[1:]  # file names to write; none: every file
+    if only:
+        makers = {"batchnorm2d.json": batchnorm_cases}
+        for name in only:
+            write(name, makers[name]())
+        return
     gen = torch.Generator().manual_seed(20240611)
     write("conv2d_conv1.json", [
         conv_case(gen, "alexnet_conv1_11x11_s4_p2", 2, 3, 33, 33, 4, 11, 11, (4, 4), (2, 2))])
@@ -220,6 +261,7 @@ def main():
     write("preprocess_crop.json", [preprocess_case(records[1:], "cifar_32_to_40_crop37", 40, 37),
                                    preprocess_case(torch.randint(0, 256, (1, 3, 5, 7), generator=gen,
                                                                  dtype=torch.uint8), "5x7_to_9_crop6", 9, 6)])
+    write("batchnorm2d.json", batchnorm_cases())
 
 
 if __name__ == "__main__":
