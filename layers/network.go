@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"vktrain/layers/nn"
 	"vktrain/train/weights"
@@ -34,6 +35,28 @@ type NetworkConfig struct {
 	// the GEMM that makes its gradient, which is then never stored: Grads
 	// leaves it out.
 	UnfusedSGD bool
+	// ParamGroups give parameters learning rates of their own (torch.optim's
+	// parameter groups): a parameter belongs to the first group whose Prefix
+	// starts its state_dict name, and to the default group (the run's LR)
+	// if none does. Each group has its own optimizer state buffer.
+	ParamGroups []ParamGroup
+}
+
+// ParamGroup is a set of parameters, those whose names start with Prefix
+// ("features." for AlexNet's backbone), trained at LRScale times the run's
+// learning rate: a schedule scales every group alike, as PyTorch's schedulers
+// scale each group's initial lr. LRScale 0 leaves them as they are (weight
+// decay and momentum included) while their gradients still flow.
+type ParamGroup struct {
+	Prefix  string
+	LRScale float64
+}
+
+// optGroup is one parameter group's optimizer state on the device.
+type optGroup struct {
+	scale float64
+	sgd   *SGDParams
+	adam  *AdamParams
 }
 
 // StepKind selects which recorded step a submission runs.
@@ -78,8 +101,9 @@ type Network struct {
 	ops    []*netOp
 	params []*netParam
 	byName map[string]*netParam
-	sgd    *SGDParams
-	adam   *AdamParams // instead of sgd, with NetworkConfig.Adam
+	// groups[0] is the default parameter group, then NetworkConfig.ParamGroups':
+	// each with SGD's state, or Adam's with NetworkConfig.Adam.
+	groups []*optGroup
 	// optSteps counts the optimizer steps submitted (Adam's bias corrections
 	// need the step number; SetOptimizerSteps restores it).
 	optSteps int
@@ -144,6 +168,7 @@ type netParam struct {
 	sq        *Tensor // Adam's second moment (exp_avg_sq); nil under SGD
 	trainable bool
 	fused     bool // stepped in its layer's backward pass, its gradient never stored
+	group     int  // index in Network.groups
 }
 
 // NewNetwork lays out model (which must validate at the configured input size)
@@ -158,6 +183,11 @@ func NewNetwork(rt *Runtime, model *nn.Model, cfg NetworkConfig) (*Network, erro
 	if cfg.Train {
 		if err := cfg.SGD.Validate(); err != nil {
 			return nil, fmt.Errorf("network: %w", err)
+		}
+		for _, g := range cfg.ParamGroups {
+			if g.Prefix == "" || !(g.LRScale >= 0) || math.IsInf(g.LRScale, 0) {
+				return nil, fmt.Errorf("network: parameter group %q with learning-rate scale %g: want a prefix and a finite scale >= 0", g.Prefix, g.LRScale)
+			}
 		}
 	}
 	cfg.Input.NCHW = false
@@ -291,18 +321,14 @@ func (n *Network) build() error {
 		}
 	}
 	if n.cfg.Train {
-		if n.cfg.Adam != nil {
-			if n.adam, err = n.rt.NewAdamParams("adam", *n.cfg.Adam); err != nil {
-				return err
-			}
-		} else if n.sgd, err = n.rt.NewSGDParams("sgd", n.cfg.SGD); err != nil {
+		if err := n.newGroups(); err != nil {
 			return err
 		}
 		if err := n.allocBackward(); err != nil {
 			return err
 		}
 		for _, op := range n.ops {
-			if op.lin != nil && op.trains && n.sgd != nil && !n.cfg.UnfusedSGD && n.rt.LinearFusesUpdate(op.lin, batch) {
+			if op.lin != nil && op.trains && n.cfg.Adam == nil && !n.cfg.UnfusedSGD && n.rt.LinearFusesUpdate(op.lin, batch) {
 				op.fused = n.byName[op.layer.Path+".weight"]
 				op.fused.fused = true
 			}
@@ -318,6 +344,12 @@ func (n *Network) build() error {
 
 func (n *Network) addParam(name string, value, grad *Tensor, trainable bool) {
 	p := &netParam{name: name, shape: value.Shape, value: value, grad: grad, trainable: trainable}
+	for i, g := range n.cfg.ParamGroups {
+		if strings.HasPrefix(name, g.Prefix) {
+			p.group = i + 1
+			break
+		}
+	}
 	n.params = append(n.params, p)
 	n.byName[name] = p
 }
@@ -634,8 +666,53 @@ func (n *Network) LoadMomentum(sd *weights.StateDict) error {
 			return fmt.Errorf("momentum %s: %w", p.name, err)
 		}
 	}
-	if n.sgd != nil {
-		return n.sgd.buf.WriteUint32(SGDFirstWord, []uint32{0})
+	return n.setFirstStep(false)
+}
+
+// newGroups allocates every parameter group's optimizer state, its learning
+// rate scaled.
+func (n *Network) newGroups() error {
+	scales := []float64{1}
+	members := make([]int, len(n.cfg.ParamGroups)+1)
+	for _, p := range n.params {
+		members[p.group]++
+	}
+	for i, g := range n.cfg.ParamGroups {
+		if members[i+1] == 0 {
+			return fmt.Errorf("network: parameter group %q names no parameter (the names are as in the state_dict, e.g. %q)", g.Prefix, n.params[0].name)
+		}
+		scales = append(scales, g.LRScale)
+	}
+	for i, scale := range scales {
+		g := &optGroup{scale: scale}
+		n.groups = append(n.groups, g)
+		name := fmt.Sprintf("group%d", i)
+		var err error
+		if n.cfg.Adam != nil {
+			c := *n.cfg.Adam
+			c.LR *= scale
+			g.adam, err = n.rt.NewAdamParams("adam."+name, c)
+		} else {
+			c := n.cfg.SGD
+			c.LR *= scale
+			g.sgd, err = n.rt.NewSGDParams("sgd."+name, c)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setFirstStep sets SGD's first-step flag of every group (the next step
+// initialises the momentum buffers).
+func (n *Network) setFirstStep(first bool) error {
+	for _, g := range n.groups {
+		if g.sgd != nil {
+			if err := g.sgd.buf.WriteUint32(SGDFirstWord, []uint32{boolU32(first)}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -683,33 +760,49 @@ func (n *Network) download(pick func(*netParam) *Tensor) (*weights.StateDict, er
 // submitted (no step may be running): the learning rate lr where positive,
 // and Adam's step number.
 func (n *Network) prepareOptimizer(lr float64) error {
-	if n.adam != nil {
-		if lr > 0 && lr != n.adam.Config().LR {
-			c := n.adam.Config()
-			c.LR = lr
-			if err := n.adam.Set(c); err != nil {
+	for _, g := range n.groups {
+		if lr > 0 {
+			if err := g.setLR(lr * g.scale); err != nil {
 				return err
 			}
 		}
-		return n.adam.SetStep(n.optSteps + 1)
-	}
-	if lr > 0 && lr != n.sgd.Config().LR {
-		return n.sgd.SetLR(lr)
+		if g.adam != nil {
+			if err := g.adam.SetStep(n.optSteps + 1); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// SetLR changes the learning rate from the next step on.
-func (n *Network) SetLR(lr float64) error {
-	switch {
-	case n.adam != nil:
-		c := n.adam.Config()
+// setLR writes the group's learning rate where it changed.
+func (g *optGroup) setLR(lr float64) error {
+	if g.adam != nil {
+		c := g.adam.Config()
+		if c.LR == lr {
+			return nil
+		}
 		c.LR = lr
-		return n.adam.Set(c)
-	case n.sgd != nil:
-		return n.sgd.SetLR(lr)
+		return g.adam.Set(c)
 	}
-	return errors.New("network: no optimizer (built without training)")
+	if g.sgd.Config().LR == lr {
+		return nil
+	}
+	return g.sgd.SetLR(lr)
+}
+
+// SetLR changes the learning rate from the next step on (every parameter
+// group's, by its scale).
+func (n *Network) SetLR(lr float64) error {
+	if len(n.groups) == 0 {
+		return errors.New("network: no optimizer (built without training)")
+	}
+	for _, g := range n.groups {
+		if err := g.setLR(lr * g.scale); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OptimizerSteps is the number of training steps submitted since the network
@@ -728,10 +821,7 @@ func (n *Network) SetOptimizerSteps(steps int) error {
 		return errors.New("network: SetOptimizerSteps with steps outstanding (Flush first)")
 	}
 	n.optSteps = steps
-	if n.sgd != nil {
-		return n.sgd.buf.WriteUint32(SGDFirstWord, []uint32{boolU32(steps == 0)})
-	}
-	return nil
+	return n.setFirstStep(steps == 0)
 }
 
 // SecondMoments downloads Adam's second moments (exp_avg_sq) of the trainable
@@ -774,8 +864,11 @@ func (n *Network) Close() {
 	for _, f := range n.freed {
 		f.Free()
 	}
-	n.sgd.Free()
-	n.adam.Free()
+	for _, g := range n.groups {
+		g.sgd.Free()
+		g.adam.Free()
+	}
+	n.groups = nil
 	for _, t := range n.owned {
 		t.Free()
 	}

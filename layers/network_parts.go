@@ -137,12 +137,12 @@ func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 			sgdParams = append(sgdParams, p)
 		}
 	}
-	if n.adam != nil {
+	if n.cfg.Adam != nil {
 		add(StepPart{Layer: "adam", Type: "Adam", Pass: "update", Shape: fmt.Sprintf("%d tensors, %d parameters", len(sgdParams), elems),
 			Bytes: 28 * float64(elems), InStep: true, // read param, grad and both moments, write param and moments
 			Record: func(s *vk.Stream) error {
 				for _, p := range sgdParams {
-					if err := rt.Adam(s, n.adam, p.value, p.grad, p.momentum, p.sq); err != nil {
+					if err := rt.Adam(s, n.groups[p.group].adam, p.value, p.grad, p.momentum, p.sq); err != nil {
 						return fmt.Errorf("adam %s: %w", p.name, err)
 					}
 				}
@@ -158,11 +158,16 @@ func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 		Bytes: per * float64(elems), Variant: true, InStep: true,
 		Record: func(s *vk.Stream) error {
 			for _, p := range sgdParams {
-				if err := rt.SGD(s, n.sgd, p.value, p.grad, p.momentum); err != nil {
+				if err := rt.SGD(s, n.groups[p.group].sgd, p.value, p.grad, p.momentum); err != nil {
 					return fmt.Errorf("sgd %s: %w", p.name, err)
 				}
 			}
-			return n.sgd.FinishStep(s)
+			for _, g := range n.groups {
+				if err := g.sgd.FinishStep(s); err != nil {
+					return err
+				}
+			}
+			return nil
 		}})
 	return parts
 }
@@ -247,7 +252,7 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 		}
 		if p := op.fused; p != nil { // after backward-data, which reads the weight before its step
 			add("backward-weights", flops, func(s *vk.Stream) error {
-				return rt.LinearBackwardUpdate(s, l, batch, op.x, op.dy, n.sgd, p.momentum)
+				return rt.LinearBackwardUpdate(s, l, batch, op.x, op.dy, n.groups[p.group].sgd, p.momentum)
 			})
 			out[len(out)-1].Shape += ", SGD step fused"
 			out[len(out)-1].Traffic += 4 * 3 * float64(l.Weight.Len()) // the weight written, its momentum read and written

@@ -64,6 +64,8 @@ func testNetworkParity(t *testing.T, o vk.Options) {
 	must(t, err)
 	ioAdamW, err := weights.ReadPTH("testdata/parity_small_adamw_io.pth")
 	must(t, err)
+	ioGroups, err := weights.ReadPTH("testdata/parity_small_groups_io.pth")
+	must(t, err)
 	r := openRuntimeWith(t, o)
 	variants(t, r, func(t *testing.T) {
 		for _, algo := range ConvAlgos {
@@ -72,6 +74,14 @@ func testNetworkParity(t *testing.T, o vk.Options) {
 		// Every gradient, the fused weights' too.
 		t.Run("winograd4/unfused", func(t *testing.T) {
 			checkParity(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, io, ConvWinograd4, true)
+		})
+		// Two parameter groups: the features at 0.2 times the classifier's lr
+		// (torch.optim.SGD with groups of lr 0.0002 and 0.001), fused
+		// classifier updates included.
+		t.Run("winograd4/groups", func(t *testing.T) {
+			checkParityWith(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, ioGroups, NetworkConfig{
+				SGD: SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: ConvWinograd4,
+				ParamGroups: []ParamGroup{{Prefix: "features.", LRScale: 0.2}}})
 		})
 		// torch.optim.AdamW (lr 0.001, weight decay 0.01, default betas and
 		// eps): with im2col every parameter within 1e-4, as for SGD; with

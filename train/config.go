@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"vktrain/layers"
 	"vktrain/layers/nn"
@@ -47,8 +50,13 @@ type Config struct {
 	Beta1     float64 `json:"beta1,omitempty"`
 	Beta2     float64 `json:"beta2,omitempty"`
 	Eps       float64 `json:"eps,omitempty"`
-	Augment   bool    `json:"augment"` // random crop (padding 4) and horizontal flip
-	Init      string  `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
+	// LRGroups give the parameters whose names start with a prefix a learning
+	// rate of their own (torch.optim's parameter groups: a fine-tuned backbone
+	// slower than a new head); the schedule scales each alike. A parameter
+	// takes the first group that names it, else LR.
+	LRGroups []LRGroup `json:"lr_groups,omitempty"`
+	Augment  bool      `json:"augment"` // random crop (padding 4) and horizontal flip
+	Init     string    `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
 	// Conv is the convolutions' algorithm: ConvAuto (Defaults: per pass, the
 	// fastest on the device as Tune finds it), or one for every pass where it
 	// applies: "winograd4" (F(4x4,3x3), and F(2x2,5x5) for 5x5), "winograd"
@@ -151,8 +159,53 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("lr schedule %q: want %s, %s or %s", c.LRSchedule, ScheduleConstant, ScheduleStep, ScheduleCosine)
 	case c.WarmupEpochs < 0 || c.WarmupEpochs >= float64(c.Epochs):
 		return fmt.Errorf("warm-up of %v epochs: must be at least 0 and shorter than the run's %d epochs", c.WarmupEpochs, c.Epochs)
+	case c.badLRGroup() != nil:
+		return c.badLRGroup()
 	case c.LRStepEpochs < 0 || c.LRGamma < 0 || c.LRGamma > 1:
 		return fmt.Errorf("lr step every %d epochs by %v: the epochs must not be negative, the factor in [0, 1]", c.LRStepEpochs, c.LRGamma)
+	}
+	return nil
+}
+
+// LRGroup is a parameter group's learning rate: Prefix starts the state_dict
+// names of its parameters ("features." for AlexNet's convolutions).
+type LRGroup struct {
+	Prefix string  `json:"prefix"`
+	LR     float64 `json:"lr"`
+}
+
+// ParseLRGroup reads PREFIX=LR, as the --lr-group flag takes it.
+func ParseLRGroup(s string) (LRGroup, error) {
+	prefix, lr, ok := strings.Cut(s, "=")
+	v, err := strconv.ParseFloat(lr, 64)
+	if !ok || prefix == "" || err != nil || !(v >= 0) || math.IsInf(v, 0) {
+		return LRGroup{}, fmt.Errorf("lr group %q: want PREFIX=LR with a learning rate >= 0, e.g. features.=0.0001", s)
+	}
+	return LRGroup{Prefix: prefix, LR: v}, nil
+}
+
+// paramGroups are the network's parameter groups: each LRGroup's rate as a
+// multiple of LR.
+func (c *Config) paramGroups() []layers.ParamGroup {
+	var gs []layers.ParamGroup
+	for _, g := range c.LRGroups {
+		gs = append(gs, layers.ParamGroup{Prefix: g.Prefix, LRScale: g.LR / c.LR})
+	}
+	return gs
+}
+
+// badLRGroup reports the first LRGroup without a prefix, with a negative or
+// infinite rate, or whose prefix an earlier group has.
+func (c *Config) badLRGroup() error {
+	seen := map[string]bool{}
+	for _, g := range c.LRGroups {
+		if g.Prefix == "" || !(g.LR >= 0) || math.IsInf(g.LR, 0) {
+			return fmt.Errorf("lr group %q=%v: want a prefix and a learning rate >= 0", g.Prefix, g.LR)
+		}
+		if seen[g.Prefix] {
+			return fmt.Errorf("lr group %q given twice", g.Prefix)
+		}
+		seen[g.Prefix] = true
 	}
 	return nil
 }

@@ -170,7 +170,7 @@ func NetworkConfigFor(cfg Config, train bool) layers.NetworkConfig {
 	return layers.NetworkConfig{
 		Batch: cfg.Batch, Input: inputParams(cfg, train), Train: train, Seed: cfg.Seed,
 		SGD:  layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
-		Adam: cfg.adam(),
+		Adam: cfg.adam(), ParamGroups: cfg.paramGroups(),
 	}
 }
 

@@ -106,11 +106,12 @@ func TestResumeAdamW(t *testing.T) {
 // TestResumeEqualsUninterrupted interrupts a run mid-epoch (and once more at an
 // epoch boundary), resumes it, and requires the final parameters and momentum to
 // equal, bit for bit, those of the same run without interruption. The run has a
-// warm-up (3 steps) and a cosine schedule, so the resumed parts must pick the
-// schedule up where it was.
+// warm-up (3 steps), a cosine schedule and a parameter group of its own rate,
+// so the resumed parts must pick the schedule up where it was, for each group.
 func TestResumeEqualsUninterrupted(t *testing.T) {
 	cfg := tinyConfig()
 	cfg.LRSchedule, cfg.WarmupEpochs = ScheduleCosine, 0.5
+	cfg.LRGroups = []LRGroup{{Prefix: "features.", LR: 0.002}} // a slower backbone, scheduled alike
 	split := checkResume(t, cfg)
 	for _, f := range []string{"config.json", "metrics.jsonl", "samples.png", "predictions.png", "loss.png", "accuracy.png", "per_class.png", "confusion.png"} {
 		if _, err := os.Stat(filepath.Join(split, f)); err != nil {
@@ -214,5 +215,27 @@ func TestScheduleReachesDevice(t *testing.T) {
 		if !slices.Equal(want, after1[name]) {
 			t.Errorf("%s moved in the second epoch although its learning rate was 1e-30 of the first's", name)
 		}
+	}
+}
+
+// TestLRGroups: --lr-group's syntax, and a prefix that names no parameter is
+// an error naming it rather than a group silently left empty.
+func TestLRGroups(t *testing.T) {
+	if g, err := ParseLRGroup("features.=1e-4"); err != nil || g != (LRGroup{Prefix: "features.", LR: 1e-4}) {
+		t.Errorf("ParseLRGroup: %+v, %v", g, err)
+	}
+	for _, bad := range []string{"features.", "=0.1", "features.=-1", "features.=x", "features.=inf"} {
+		if _, err := ParseLRGroup(bad); err == nil {
+			t.Errorf("ParseLRGroup(%q) accepted", bad)
+		}
+	}
+	cfg := tinyConfig()
+	cfg.LRGroups = []LRGroup{{Prefix: "feature.", LR: 0.001}}
+	if _, err := Run(context.Background(), cfg, runOpts(t, t.TempDir())); err == nil || !strings.Contains(err.Error(), `"feature."`) {
+		t.Errorf("a group naming no parameter: %v", err)
+	}
+	cfg.LRGroups = []LRGroup{{Prefix: "features.", LR: 0.001}, {Prefix: "features.", LR: 0.01}}
+	if err := cfg.Validate(); err == nil {
+		t.Error("the same prefix twice accepted")
 	}
 }

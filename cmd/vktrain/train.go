@@ -33,6 +33,13 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.Float64Var(&cfg.WarmupEpochs, "warmup-epochs", 0, "linear learning-rate warm-up over this many epochs (fractions allowed) before the schedule")
 	fs.IntVar(&cfg.LRStepEpochs, "lr-step-epochs", 0, `"step" schedule: epochs between decays (0: a third of the run, at least 1)`)
 	fs.Float64Var(&cfg.LRGamma, "lr-gamma", 0.1, `"step" schedule: the decay factor`)
+	fs.Func("lr-group", "PREFIX=LR: the parameters whose names start with PREFIX train at learning rate LR (a parameter group; repeatable; the schedule scales it like --lr), e.g. features.=0.0001 for a slower backbone", func(v string) error {
+		g, err := train.ParseLRGroup(v)
+		if err == nil {
+			cfg.LRGroups = append(cfg.LRGroups, g)
+		}
+		return err
+	})
 	fs.BoolVar(&cfg.Augment, "augment", cfg.Augment, "random crop (padding) and horizontal flip")
 	fs.StringVar(&cfg.Init, "init", "torch", `initialisation of the layers not loaded from weights: "torch" (PyTorch's defaults) or "kaiming" (torchvision's VGG scheme: trains from scratch much faster)`)
 	fs.StringVar(&cfg.Conv, "conv", cfg.Conv, convFlagUsage)

@@ -13,6 +13,8 @@ at 224 into $PARITY_DIR (default /tmp/vktrain-parity), not committed.
 --adamw: the two steps by torch.optim.AdamW (lr 0.001, weight decay 0.01, the
 default betas and eps) instead of SGD, into <name>_adamw_io.pth (the weights
 file is the same: the seed draws the model and the records alike).
+--groups: SGD (momentum 0.9) with two parameter groups, the features at lr
+0.0002 and the rest at 0.001, into <name>_groups_io.pth.
 """
 import os
 import sys
@@ -57,6 +59,7 @@ def preprocess(records, resize, crop):
 def main():
     full = "--full" in sys.argv
     adamw = "--adamw" in sys.argv
+    groups = "--groups" in sys.argv
     torch.manual_seed(20261125)
     if full:
         model, resize, crop, name = full_alexnet(), 256, 224, "parity_full"
@@ -66,10 +69,15 @@ def main():
         out = os.path.dirname(os.path.abspath(__file__))
     os.makedirs(out, exist_ok=True)
     batch = 4
-    if not adamw:
+    if not adamw and not groups:
         torch.save(model.state_dict(), os.path.join(out, name + "_weights.pth"))
     if adamw:
         opt = torch.optim.AdamW(model.parameters(), lr=0.001, weight_decay=0.01)
+    elif groups:
+        named = list(model.named_parameters())
+        opt = torch.optim.SGD([
+            {"params": [p for k, p in named if k.startswith("features.")], "lr": 0.0002},
+            {"params": [p for k, p in named if not k.startswith("features.")]}], lr=0.001, momentum=0.9)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     model.train()
@@ -90,7 +98,7 @@ def main():
     for k, p in model.named_parameters():
         io["grad." + k] = p.grad.detach().clone()
         io["after." + k] = p.detach().clone()
-    io_name = name + ("_adamw_io.pth" if adamw else "_io.pth")
+    io_name = name + ("_adamw_io.pth" if adamw else "_groups_io.pth" if groups else "_io.pth")
     torch.save(io, os.path.join(out, io_name))
     print("wrote", os.path.join(out, io_name), "(weights", name + "_weights.pth) with torch", torch.__version__)
 
