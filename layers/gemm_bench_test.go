@@ -25,6 +25,7 @@ func alexnetGEMMs(batch int) []gemmShape {
 		{"conv2.wgrad", 192, 1600, batch * 27 * 27, false, true},
 		{"fc6.fwd", batch, 4096, 9216, false, true},
 		{"fc6.wgrad", 4096, 9216, batch, true, false},
+		{"fc6.dgrad", batch, 9216, 4096, false, false},
 	}
 }
 

@@ -128,7 +128,7 @@ func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN
 func TestAdaptiveAvgPool2D(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(3, 4))
-	cases := [][4]int{{1, 1, 6, 6}, {13, 13, 6, 6}, {5, 7, 6, 6}, {6, 6, 6, 6}, {7, 5, 3, 2}, {2, 3, 5, 4}, {27, 27, 6, 6}}
+	cases := [][4]int{{1, 1, 6, 6}, {13, 13, 6, 6}, {5, 7, 6, 6}, {6, 6, 6, 6}, {7, 5, 3, 2}, {2, 3, 5, 4}, {27, 27, 6, 6}, {7, 7, 1, 1}, {3, 5, 1, 1}} // the last two: global average pooling (ResNet's AdaptiveAvgPool2d(1))
 	for _, c := range cases {
 		for _, n := range []int{1, 3} {
 			t.Run(fmt.Sprintf("%dx%d_to_%dx%d/c13n%d", c[0], c[1], c[2], c[3], n), func(t *testing.T) {
