@@ -18,6 +18,7 @@ func runSummary(ctx context.Context, e *env, args []string) error {
 	batch := fs.Int("batch", 4, "batch size for the output shapes and per-batch FLOPs")
 	surgery := fs.Bool("surgery", true, "start from torchvision's 1000-class AlexNet and replace classifier.4 with Linear(4096, 1024) and classifier.6 with Linear(1024, classes), printing the model before and after; with --surgery=false, print alexnet(num_classes=classes)")
 	freeze := fs.Bool("freeze-features", false, "count the convolutional layers (features) as frozen")
+	model := fs.String("model", "alexnet", `"alexnet", "resnet18" or "resnet50" (torchvision's; ResNet's surgery replaces fc with Linear(in, classes); only AlexNet trains today)`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -33,6 +34,9 @@ func runSummary(ctx context.Context, e *env, args []string) error {
 	}
 
 	var m *nn.Model
+	if *model != "alexnet" {
+		return resnetSummary(e, *model, *classes, *size, *batch, *surgery)
+	}
 	if *surgery {
 		m = nn.AlexNet(1000)
 		fmt.Fprintf(e.stdout, "torchvision.models.alexnet():\n%s\n\n", m)
@@ -50,6 +54,38 @@ func runSummary(ctx context.Context, e *env, args []string) error {
 	s, err := m.Summary(*batch, 3, *size, *size)
 	if err != nil {
 		return fmt.Errorf("--image-size %d: %w", *size, err)
+	}
+	fmt.Fprint(e.stdout, s.Table())
+	return nil
+}
+
+// resnetSummary is runSummary for torchvision's ResNets: the model as PyTorch
+// prints it, with the classifier surgery (fc -> Linear(in, classes)) or built
+// for classes, and its table.
+func resnetSummary(e *env, name string, classes, size, batch int, surgery bool) error {
+	build := map[string]func(int) *nn.Model{"resnet18": nn.ResNet18, "resnet50": nn.ResNet50}[name]
+	if build == nil {
+		return fmt.Errorf("--model %q: want alexnet, resnet18 or resnet50", name)
+	}
+	var m *nn.Model
+	if surgery {
+		m = build(1000)
+		fc, err := m.Module("fc")
+		if err != nil {
+			return err
+		}
+		in := fc.(*nn.Linear).InFeatures
+		if err := m.Replace("fc", nn.NewLinear(in, classes)); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "torchvision.models.%s() after model.fc = nn.Linear(%d, %d):\n%s\n\n", name, in, classes, m)
+	} else {
+		m = build(classes)
+		fmt.Fprintf(e.stdout, "torchvision.models.%s(num_classes=%d):\n%s\n\n", name, classes, m)
+	}
+	s, err := m.Summary(batch, 3, size, size)
+	if err != nil {
+		return fmt.Errorf("--image-size %d: %w", size, err)
 	}
 	fmt.Fprint(e.stdout, s.Table())
 	return nil

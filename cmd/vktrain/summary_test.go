@@ -87,3 +87,31 @@ func TestSummaryCommandFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryResNet: --model resnet18 and resnet50 print torchvision's models
+// with the fc surgery and their tables; an unknown model is an error.
+func TestSummaryResNet(t *testing.T) {
+	rc, out, errOut := runSummaryCmd(t, "--model", "resnet18", "--surgery=false", "--classes", "1000")
+	if rc != 0 {
+		t.Fatalf("rc %d, stderr:\n%s", rc, errOut)
+	}
+	b, err := os.ReadFile("../../layers/nn/testdata/resnet18.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, string(b)) {
+		t.Errorf("output lacks torch's resnet18.txt:\n%s", out)
+	}
+	rc, out, errOut = runSummaryCmd(t, "--model", "resnet50")
+	if rc != 0 {
+		t.Fatalf("rc %d, stderr:\n%s", rc, errOut)
+	}
+	for _, want := range []string{"after model.fc = nn.Linear(2048, 10)", "layer4.2   Bottleneck", "Parameters: 23,528,522 total"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("resnet50 output lacks %q:\n%s", want, out)
+		}
+	}
+	if rc, _, errOut := runSummaryCmd(t, "--model", "vgg16"); rc == 0 || !strings.Contains(errOut, "vgg16") {
+		t.Errorf("--model vgg16: rc %d, stderr %q", rc, errOut)
+	}
+}

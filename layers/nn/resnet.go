@@ -1,0 +1,290 @@
+package nn
+
+import (
+	"fmt"
+
+	"vktrain/train/weights"
+)
+
+// BatchNorm2d is torch.nn.BatchNorm2d: per channel, weight and bias (with
+// Affine) and the buffers running_mean, running_var and num_batches_tracked
+// (with TrackRunningStats).
+type BatchNorm2d struct {
+	NumFeatures       int
+	Eps, Momentum     float64
+	Affine            bool
+	TrackRunningStats bool
+}
+
+// NewBatchNorm2d returns BatchNorm2d(c) with PyTorch's defaults: eps 1e-5,
+// momentum 0.1, affine, tracking running statistics.
+func NewBatchNorm2d(c int) *BatchNorm2d {
+	return &BatchNorm2d{NumFeatures: c, Eps: 1e-5, Momentum: 0.1, Affine: true, TrackRunningStats: true}
+}
+
+// Type returns "BatchNorm2d".
+func (b *BatchNorm2d) Type() string { return "BatchNorm2d" }
+
+// String returns PyTorch's repr, such as
+// "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)".
+func (b *BatchNorm2d) String() string {
+	return repr("BatchNorm2d", fmt.Sprintf("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
+		b.NumFeatures, pyFloat(b.Eps), pyFloat(b.Momentum), pyBool(b.Affine), pyBool(b.TrackRunningStats)), nil)
+}
+
+// OutShape keeps [C, H, W], C being NumFeatures.
+func (b *BatchNorm2d) OutShape(in []int) ([]int, error) {
+	switch {
+	case b.NumFeatures < 1:
+		return nil, fmt.Errorf("num_features %d must be positive", b.NumFeatures)
+	case len(in) != 3:
+		return nil, fmt.Errorf("input %s is not [channels, height, width]", fmtShape(in))
+	case in[0] != b.NumFeatures:
+		return nil, fmt.Errorf("input has %d channels, want %d", in[0], b.NumFeatures)
+	}
+	return sameShape(in)
+}
+
+// ParamSpecs returns weight and bias [C] with Affine.
+func (b *BatchNorm2d) ParamSpecs() []weights.Spec {
+	if !b.Affine {
+		return nil
+	}
+	return []weights.Spec{{Name: "weight", Shape: []int{b.NumFeatures}}, {Name: "bias", Shape: []int{b.NumFeatures}}}
+}
+
+// BufferSpecs returns running_mean and running_var [C] and the scalar
+// num_batches_tracked (an int64 in PyTorch's files) with TrackRunningStats.
+func (b *BatchNorm2d) BufferSpecs() []weights.Spec {
+	if !b.TrackRunningStats {
+		return nil
+	}
+	return []weights.Spec{{Name: "running_mean", Shape: []int{b.NumFeatures}}, {Name: "running_var", Shape: []int{b.NumFeatures}},
+		{Name: "num_batches_tracked", Shape: []int{}}}
+}
+
+// FLOPs counts a multiply and an add per element (normalisation and affine
+// folded into one scale and shift).
+func (b *BatchNorm2d) FLOPs(in []int) int64 { return 2 * numel(in) }
+
+// buffered is a module with buffers: state_dict entries that are not
+// parameters (BatchNorm's running statistics).
+type buffered interface {
+	BufferSpecs() []weights.Spec
+}
+
+// Block is one of torchvision's residual blocks, BasicBlock (ResNet-18, -34)
+// or Bottleneck (ResNet-50 and up): out = relu(main(x) + shortcut(x)), main
+// being its convolutions and BatchNorms in order, shortcut the Downsample
+// (a 1x1 convolution and a BatchNorm) or x itself. It is a leaf of the model's
+// walk: its inner layers do not run in sequence.
+type Block struct {
+	kind       string  // "BasicBlock" or "Bottleneck"
+	children   []Named // in torchvision's registration order (its repr and state_dict)
+	main       []Module
+	downsample *Sequential // nil: the identity
+}
+
+// NewBasicBlock is torchvision's BasicBlock(in, planes, stride): two 3x3
+// convolutions without bias, each followed by a BatchNorm, and a Downsample
+// where the stride or the width changes.
+func NewBasicBlock(in, planes, stride int) *Block {
+	conv1, bn1 := conv(in, planes, 3, stride, 1), NewBatchNorm2d(planes)
+	conv2, bn2 := conv(planes, planes, 3, 1, 1), NewBatchNorm2d(planes)
+	b := &Block{kind: "BasicBlock", main: []Module{conv1, bn1, conv2, bn2}}
+	b.children = []Named{{"conv1", conv1}, {"bn1", bn1}, {"relu", NewReLU(true)}, {"conv2", conv2}, {"bn2", bn2}}
+	b.addDownsample(in, planes, stride)
+	return b
+}
+
+// NewBottleneck is torchvision's Bottleneck(in, planes, stride) (v1.5: the
+// stride on the 3x3 convolution): 1x1 to planes, 3x3, 1x1 to 4*planes.
+func NewBottleneck(in, planes, stride int) *Block {
+	conv1, bn1 := conv(in, planes, 1, 1, 0), NewBatchNorm2d(planes)
+	conv2, bn2 := conv(planes, planes, 3, stride, 1), NewBatchNorm2d(planes)
+	conv3, bn3 := conv(planes, 4*planes, 1, 1, 0), NewBatchNorm2d(4*planes)
+	b := &Block{kind: "Bottleneck", main: []Module{conv1, bn1, conv2, bn2, conv3, bn3}}
+	b.children = []Named{{"conv1", conv1}, {"bn1", bn1}, {"conv2", conv2}, {"bn2", bn2}, {"conv3", conv3}, {"bn3", bn3}, {"relu", NewReLU(true)}}
+	b.addDownsample(in, 4*planes, stride)
+	return b
+}
+
+// conv is a square convolution without bias, as every ResNet convolution.
+func conv(in, out, kernel, stride, padding int) *Conv2d {
+	c := NewConv2d(in, out, kernel, stride, padding)
+	c.Bias = false
+	return c
+}
+
+func (b *Block) addDownsample(in, out, stride int) {
+	if stride == 1 && in == out {
+		return
+	}
+	b.downsample = NewSequential(conv(in, out, 1, stride, 0), NewBatchNorm2d(out))
+	b.children = append(b.children, Named{"downsample", b.downsample})
+}
+
+// Type returns "BasicBlock" or "Bottleneck".
+func (b *Block) Type() string { return b.kind }
+
+// String returns PyTorch's repr of the block.
+func (b *Block) String() string { return repr(b.kind, "", b.children) }
+
+// Children returns the block's modules in torchvision's order.
+func (b *Block) Children() []Named { return append([]Named(nil), b.children...) }
+
+// OutShape runs in through the main path and the shortcut, which must agree.
+func (b *Block) OutShape(in []int) ([]int, error) {
+	out, err := chain(b.main, in)
+	if err != nil {
+		return nil, err
+	}
+	short := in
+	if b.downsample != nil {
+		if short, err = b.downsample.OutShape(in); err != nil {
+			return nil, fmt.Errorf("downsample: %w", err)
+		}
+	}
+	if fmtShape(short) != fmtShape(out) {
+		return nil, fmt.Errorf("the main path gives %s, the shortcut %s", fmtShape(out), fmtShape(short))
+	}
+	return out, nil
+}
+
+// chain is the shape after running in through mods in order.
+func chain(mods []Module, in []int) ([]int, error) {
+	cur := in
+	for _, m := range mods {
+		out, err := m.OutShape(cur)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Type(), err)
+		}
+		cur = out
+	}
+	return cur, nil
+}
+
+// ParamSpecs lists the children's parameters with their names ("conv1.weight",
+// "downsample.0.weight").
+func (b *Block) ParamSpecs() []weights.Spec { return prefixSpecs(b.children) }
+
+// BufferSpecs lists the BatchNorms' buffers ("bn1.running_mean").
+func (b *Block) BufferSpecs() []weights.Spec {
+	var specs []weights.Spec
+	for _, s := range stateSpecs(b.children) {
+		if !s.param {
+			specs = append(specs, s.Spec)
+		}
+	}
+	return specs
+}
+
+// FLOPs sums the main path, the shortcut and the addition.
+func (b *Block) FLOPs(in []int) int64 {
+	var f int64
+	cur := in
+	for _, m := range b.main {
+		f += m.FLOPs(cur)
+		cur, _ = m.OutShape(cur)
+	}
+	if b.downsample != nil {
+		f += b.downsample.FLOPs(in)
+	}
+	return f + numel(cur)
+}
+
+// stateSpec is one state_dict entry of a module tree, parameter or buffer.
+type stateSpec struct {
+	weights.Spec
+	param bool
+}
+
+// stateSpecs lists the entries of children in PyTorch's state_dict order:
+// module by module, each module's parameters and then its buffers.
+func stateSpecs(children []Named) []stateSpec {
+	var out []stateSpec
+	var visit func(prefix string, m Module)
+	visit = func(prefix string, m Module) {
+		switch c := m.(type) {
+		case *Block:
+			for _, ch := range c.children {
+				visit(prefix+ch.Name+".", ch.Module)
+			}
+			return
+		case container:
+			for _, ch := range c.children() {
+				visit(prefix+ch.Name+".", ch.Module)
+			}
+			return
+		}
+		for _, s := range m.ParamSpecs() {
+			out = append(out, stateSpec{weights.Spec{Name: prefix + s.Name, Shape: s.Shape}, true})
+		}
+		if b, ok := m.(buffered); ok {
+			for _, s := range b.BufferSpecs() {
+				out = append(out, stateSpec{weights.Spec{Name: prefix + s.Name, Shape: s.Shape}, false})
+			}
+		}
+	}
+	for _, ch := range children {
+		visit(ch.Name+".", ch.Module)
+	}
+	return out
+}
+
+// ResNet18 returns torchvision.models.resnet18(num_classes=numClasses):
+// conv1 (7x7 stride 2, no bias), bn1, relu, maxpool (3x3 stride 2 padding 1),
+// layer1-4 of two BasicBlocks each (64, 128, 256, 512 wide, the last three
+// starting at stride 2), avgpool AdaptiveAvgPool2d((1, 1)), then flatten, fc.
+func ResNet18(numClasses int) *Model { return resnet(NewBasicBlock, 1, [4]int{2, 2, 2, 2}, numClasses) }
+
+// ResNet50 returns torchvision.models.resnet50(num_classes=numClasses):
+// Bottleneck blocks, 3, 4, 6 and 3 per stage, fc from 2048 features.
+func ResNet50(numClasses int) *Model { return resnet(NewBottleneck, 4, [4]int{3, 4, 6, 3}, numClasses) }
+
+func resnet(block func(in, planes, stride int) *Block, expansion int, blocks [4]int, numClasses int) *Model {
+	pool := NewMaxPool2d(3, 2)
+	pool.Padding = 1
+	children := []Named{
+		{"conv1", conv(3, 64, 7, 2, 3)}, {"bn1", NewBatchNorm2d(64)}, {"relu", NewReLU(true)}, {"maxpool", pool},
+	}
+	in := 64
+	for i, n := range blocks {
+		planes := 64 << i
+		stride := 2
+		if i == 0 {
+			stride = 1
+		}
+		var mods []Module
+		for j := 0; j < n; j++ {
+			mods = append(mods, block(in, planes, stride))
+			in, stride = planes*expansion, 1
+		}
+		children = append(children, Named{fmt.Sprintf("layer%d", i+1), NewSequential(mods...)})
+	}
+	children = append(children, Named{"avgpool", NewAdaptiveAvgPool2d(1, 1)}, Named{"fc", NewLinear(in, numClasses)})
+	return &Model{name: "ResNet", children: children, flattenBefore: "fc", input: []int{3, 224, 224}, frozen: map[string]bool{}}
+}
+
+// StateSpecs returns every state_dict entry of the model, parameters and
+// buffers (BatchNorm's running statistics), in PyTorch's order: what a .pth
+// file of the model holds.
+func (m *Model) StateSpecs() []weights.Spec {
+	var specs []weights.Spec
+	for _, s := range stateSpecs(m.children) {
+		specs = append(specs, s.Spec)
+	}
+	return specs
+}
+
+// Buffers returns the names and shapes of the model's buffers (none for
+// AlexNet), in state_dict order.
+func (m *Model) Buffers() []weights.Spec {
+	var specs []weights.Spec
+	for _, s := range stateSpecs(m.children) {
+		if !s.param {
+			specs = append(specs, s.Spec)
+		}
+	}
+	return specs
+}
