@@ -55,7 +55,7 @@ func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logge
 			return nil, err
 		}
 		if _, _, err := from.Check(m.Specs(), true); err != nil {
-			return nil, fmt.Errorf("%s is not the modified %d-class AlexNet (--init-from): %w", cfg.InitFrom, NumClasses, err)
+			return nil, fmt.Errorf("%s is not the modified %d-class AlexNet (--init-from)%s: %w", cfg.InitFrom, NumClasses, lookalike(from), err)
 		}
 		for _, name := range sd.Names {
 			sd.Tensors[name], _ = from.Get(name)
@@ -75,7 +75,7 @@ func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logge
 		return nil, err
 	}
 	if _, _, err := pre.Check(nn.AlexNet(1000).Specs(), true); err != nil {
-		return nil, fmt.Errorf("%s is not torchvision's AlexNet: %w", path, err)
+		return nil, fmt.Errorf("%s is not torchvision's AlexNet%s: %w", path, lookalike(pre), err)
 	}
 	kept := 0
 	for _, name := range sd.Names {
@@ -88,6 +88,15 @@ func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logge
 	}
 	log.Info("pretrained weights loaded", "file", path, "tensors", kept, "fresh", sd.Len()-kept)
 	return sd, nil
+}
+
+// lookalike says which known model a state dict that failed a check is,
+// where it is one: " (it looks like ResNet-18 (1000 classes))".
+func lookalike(sd *weights.StateDict) string {
+	if name := nn.Recognize(sd); name != "" {
+		return " (it looks like " + name + ")"
+	}
+	return ""
 }
 
 func readWeights(path string) (*weights.StateDict, error) {

@@ -226,6 +226,20 @@ func TestPretrainedWrongFiles(t *testing.T) {
 	st, err := os.ReadFile(stPath)
 	mustPT(t, err)
 
+	// A torchvision ResNet-18's state dict (parameters and BatchNorm buffers).
+	resnet := &weights.StateDict{}
+	for _, spec := range nn.ResNet18(1000).StateSpecs() {
+		n := 1
+		for _, d := range spec.Shape {
+			n *= d
+		}
+		mustPT(t, resnet.Add(spec.Name, &weights.Tensor{Shape: spec.Shape, Data: make([]float32, n)}))
+	}
+	rnPath := filepath.Join(t.TempDir(), "resnet18.safetensors")
+	mustPT(t, weights.WriteSafetensors(rnPath, resnet, nil))
+	rn, err := os.ReadFile(rnPath)
+	mustPT(t, err)
+
 	srv := newWeightServer(t)
 	for _, c := range []struct {
 		what    string
@@ -237,6 +251,8 @@ func TestPretrainedWrongFiles(t *testing.T) {
 			[]string{"is not torchvision's AlexNet", `tensor "features.0.weight" has shape [8 3 11 11] in the file, want [64 3 11 11]`, `"classifier.6.weight" has shape [10 24]`}},
 		{"partial .safetensors", namedFor("alexnet-partial", ".safetensors", st), st,
 			[]string{"is not torchvision's AlexNet", "missing: classifier.1.bias, classifier.1.weight", "features.3.weight", "unexpected: extra.weight"}},
+		{"ResNet-18 .safetensors", namedFor("resnet18", ".safetensors", rn), rn,
+			[]string{"is not torchvision's AlexNet (it looks like ResNet-18 (1000 classes))", "missing: classifier.1.bias", "unexpected: bn1.bias"}},
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			srv.files["/"+c.name] = c.content

@@ -288,3 +288,43 @@ func (m *Model) Buffers() []weights.Spec {
 	}
 	return specs
 }
+
+// Recognize names the torchvision model whose state_dict sd is, by its entry
+// names: "AlexNet", "ResNet-18" or "ResNet-50", with the classes its last
+// layer predicts (and AlexNet's classifier.4 width, 4096 before the reference
+// surgery), or "" when it is none of them. Error messages about a weights file
+// for the wrong model use it to say what the file looks like.
+func Recognize(sd *weights.StateDict) string {
+	if sd == nil {
+		return ""
+	}
+	for _, c := range []struct {
+		name, last string
+		model      *Model
+	}{{"AlexNet", "classifier.6.weight", AlexNet(1000)}, {"ResNet-18", "fc.weight", ResNet18(1000)}, {"ResNet-50", "fc.weight", ResNet50(1000)}} {
+		specs := c.model.StateSpecs()
+		if len(specs) != sd.Len() {
+			continue
+		}
+		same := true
+		for _, s := range specs {
+			if _, ok := sd.Get(s.Name); !ok {
+				same = false
+				break
+			}
+		}
+		if !same {
+			continue
+		}
+		last, _ := sd.Get(c.last)
+		if len(last.Shape) != 2 {
+			return c.name
+		}
+		desc := fmt.Sprintf("%s (%d classes", c.name, last.Shape[0])
+		if mid, ok := sd.Get("classifier.4.weight"); ok && len(mid.Shape) == 2 {
+			desc += fmt.Sprintf(", classifier.4 %d wide", mid.Shape[0])
+		}
+		return desc + ")"
+	}
+	return ""
+}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"vktrain/train/weights"
 )
 
 // resnetGolden is testdata/resnet.json (gen_resnet_golden.py).
@@ -114,5 +116,37 @@ func TestBlockShapeErrors(t *testing.T) {
 	}
 	if err := ResNet50(10).Validate(3, 32, 32); err != nil {
 		t.Errorf("ResNet50 at 32 (CIFAR's own size): %v", err)
+	}
+}
+
+// TestRecognize: a state dict names the model it is, by its entries.
+func TestRecognize(t *testing.T) {
+	sdOf := func(m *Model) *weights.StateDict {
+		sd := &weights.StateDict{}
+		for _, s := range m.StateSpecs() {
+			if err := sd.Add(s.Name, &weights.Tensor{Shape: s.Shape, Data: make([]float32, numel(s.Shape))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return sd
+	}
+	surgery := AlexNet(1000)
+	if err := surgery.ReferenceSurgery(10); err != nil {
+		t.Fatal(err)
+	}
+	for want, m := range map[string]*Model{
+		"AlexNet (1000 classes, classifier.4 4096 wide)": AlexNet(1000),
+		"AlexNet (10 classes, classifier.4 1024 wide)":   surgery,
+		"ResNet-18 (10 classes)":                         ResNet18(10),
+		"ResNet-50 (1000 classes)":                       ResNet50(1000),
+	} {
+		if got := Recognize(sdOf(m)); got != want {
+			t.Errorf("Recognize = %q, want %q", got, want)
+		}
+	}
+	partial := sdOf(ResNet18(10))
+	partial.Names = partial.Names[:len(partial.Names)-1]
+	if got := Recognize(partial); got != "" {
+		t.Errorf("a ResNet-18 without fc.bias recognized as %q", got)
 	}
 }
