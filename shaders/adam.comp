@@ -35,6 +35,7 @@ layout(push_constant) uniform Push { uint n4; } p;
 void main() {
     uint i = gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * 64u) + gl_GlobalInvocationID.x;
     if (i >= p.n4) return;
+    float stepSize = h.stepSize; // read before the stores (see sgd.comp)
     vec4 x = texelFetch(ParamIn, int(i));
     vec4 g = texelFetch(Grad, int(i));
     if (h.decoupled != 0u) {
@@ -47,5 +48,5 @@ void main() {
     vec4 denom = sqrt(v) / h.bc2Sqrt + h.eps;
     expAvg[i] = m;
     expAvgSq[i] = v;
-    param[i] = x - h.stepSize * m / denom;
+    param[i] = x - stepSize * m / denom;
 }

@@ -35,25 +35,40 @@ layout(std430, binding = 5) buffer Buf { vec4 mbuf[]; };
 layout(binding = 6) uniform samplerBuffer ParamIn;
 layout(binding = 7) uniform samplerBuffer BufIn;
 
+// The hyper-parameters, read once per invocation by loadHyper before any
+// store: lavapipe reloads a storage buffer's values after every store (it
+// cannot tell the buffers apart), one lane at a time; hoisted, the SGD step
+// measured 1.3-1.9x as fast (BenchmarkSGD, AMD EPYC host).
+float hLR, hMom, hDampc, hWD;
+bool hFirst, hNesterov;
+void loadHyper() {
+    hLR = h.lr;
+    hMom = h.momentum;
+    hDampc = h.dampc;
+    hWD = h.wd;
+    hFirst = h.first != 0u;
+    hNesterov = h.nesterov != 0u;
+}
+
 void update4(uint m, uint n, vec4 acc) {
     uint at = (offC + m * p.ldc + n) >> 2;
     vec4 x = texelFetch(ParamIn, int(at));
     vec4 g = p.alpha * acc;
-    float wd = h.wd;
+    float wd = hWD;
     if (wd != 0.0) g = g + wd * x;
-    float mom = h.momentum;
+    float mom = hMom;
     vec4 b = vec4(0);
     bool hasBuf = HAS_BUF && mom != 0.0;
     if (hasBuf) {
         vec4 old = texelFetch(BufIn, int(at));
-        b = h.first != 0u ? g : old * mom + g * h.dampc;
-        g = h.nesterov != 0u ? g + b * mom : b;
+        b = hFirst ? g : old * mom + g * hDampc;
+        g = hNesterov ? g + b * mom : b;
         if (n + 4 > p.N) {
             for (uint c = 0; c < 4; c++) if (n + c >= p.N) b[c] = old[c];
         }
         mbuf[at] = b;
     }
-    vec4 y = x - h.lr * g;
+    vec4 y = x - hLR * g;
     if (n + 4 > p.N) {
         for (uint c = 0; c < 4; c++) if (n + c >= p.N) y[c] = x[c];
     }
@@ -79,6 +94,9 @@ void main() {
             acc[i] += texelFetch(A, int(offA + (TRANS_A ? k * p.lda + m : m * p.lda + k))).x * b;
         }
     }
+#ifdef SGD_UPDATE
+    loadHyper();
+#endif
     [[unroll]] for (uint i = 0; i < ROWS; i++) {
 #ifdef SGD_UPDATE
         if (m0 + i < p.M) update4(m0 + i, n, acc[i]);

@@ -31,6 +31,12 @@ layout(std430, binding = 3) readonly buffer Grad { vec4 grad[]; };
 layout(push_constant) uniform Push { uint n4; } p;
 
 void main() {
+    // Every hyper-parameter read before any store: lavapipe reloads a storage
+    // buffer's values after a store (it cannot tell the buffers apart), one
+    // lane at a time; hoisted, the step measured 1.3-1.9x as fast
+    // (BenchmarkSGD/texel-reads over AlexNet's 44M parameters, AMD EPYC host).
+    float hwd = h.wd, hmom = h.momentum, hdampc = h.dampc, hlr = h.lr;
+    uint hfirst = h.first, hnest = h.nesterov;
     uint i = gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * 64u) + gl_GlobalInvocationID.x;
     if (i >= p.n4) return;
 #ifdef TEXEL_READS
@@ -40,12 +46,12 @@ void main() {
     vec4 x = param[i];
     vec4 g = grad[i];
 #endif
-    float wd = h.wd;
+    float wd = hwd;
     if (wd != 0.0) g = g + wd * x;
-    float mom = h.momentum;
+    float mom = hmom;
     if (HAS_BUF && mom != 0.0) {
         vec4 b;
-        if (h.first != 0u) {
+        if (hfirst != 0u) {
             b = g;
         } else {
 #ifdef TEXEL_READS
@@ -53,10 +59,10 @@ void main() {
 #else
             vec4 old = mbuf[i];
 #endif
-            b = old * mom + g * h.dampc;
+            b = old * mom + g * hdampc;
         }
         mbuf[i] = b;
-        g = h.nesterov != 0u ? g + b * mom : b;
+        g = hnest != 0u ? g + b * mom : b;
     }
-    param[i] = x - h.lr * g;
+    param[i] = x - hlr * g;
 }
