@@ -109,14 +109,14 @@ func (r *Runtime) maxPool(s *vk.Stream, fwd bool, p Pool2D, planes, h, w, oh, ow
 		out := r.spanOf(pooled, oh*ow, run[0], run[1])
 		am := r.spanOf(argmax, oh*ow, run[0], run[1])
 		module, args := "maxpool_fwd", []vk.Range{in.rng.AsR32F(), out.rng, am.rng}
-		groups := [3]uint32{uint32(ceilDiv(ow, 8)), uint32(ceilDiv(oh, 8)), uint32(run[1])}
+		gx, gy := ow, oh
 		if !fwd {
 			module, args = "maxpool_bwd", []vk.Range{out.rng.AsR32F(), am.rng.AsR32F(), in.rng}
 			// One invocation per StrideH x StrideW input block (see maxpool.comp).
-			qh, qw := (h-1+p.PadH)/p.StrideH+1, (w-1+p.PadW)/p.StrideW+1
-			groups = [3]uint32{uint32(ceilDiv(qw, 8)), uint32(ceilDiv(qh, 8)), uint32(run[1])}
+			gx, gy = (w-1+p.PadW)/p.StrideW+1, (h-1+p.PadH)/p.StrideH+1
 		}
-		pc := push(nil).u32(h, w, oh, ow, in.off, out.off, am.off)
+		groups := poolGroups(spec, gx, gy, run[1])
+		pc := push(nil).u32(h, w, oh, ow, in.off, out.off, am.off, run[1])
 		if err := r.dispatch(s, module, spec, groups, pc, args...); err != nil {
 			return err
 		}
@@ -189,15 +189,36 @@ func (r *Runtime) adaptive(s *vk.Stream, fwd bool, planes, h, w, oh, ow int, ful
 		in := r.spanOf(full, h*w, run[0], run[1])
 		out := r.spanOf(pooled, oh*ow, run[0], run[1])
 		module, args := "avgpool_adaptive_fwd", []vk.Range{in.rng.AsR32F(), out.rng}
-		groups := [3]uint32{uint32(ceilDiv(ow, 8)), uint32(ceilDiv(oh, 8)), uint32(run[1])}
+		gx, gy := ow, oh
 		if !fwd {
 			module, args = "avgpool_adaptive_bwd", []vk.Range{out.rng.AsR32F(), in.rng}
-			groups = [3]uint32{uint32(ceilDiv(w, 8)), uint32(ceilDiv(h, 8)), uint32(run[1])}
+			gx, gy = w, h
 		}
-		pc := push(nil).u32(h, w, oh, ow, in.off, out.off)
-		if err := r.dispatch(s, module, nil, groups, pc, args...); err != nil {
+		spec := map[uint32]uint32{23: uint32(oh), 24: uint32(ow)}
+		groups := poolGroups(spec, gx, gy, run[1])
+		pc := push(nil).u32(h, w, in.off, out.off, run[1])
+		if err := r.dispatch(s, module, spec, groups, pc, args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Specialization IDs of the pooling kernels' workgroup shape.
+const (
+	specLocalX = 20
+	specLocalY = 21
+	specLocalZ = 22
+)
+
+// poolGroups shapes a pooling dispatch over gx x gy positions of each of
+// planes planes into spec's workgroup size: up to 8x8 positions and as many
+// planes as fill 64 invocations, so that small planes share a workgroup.
+// Measured on lavapipe (AMD EPYC host, 64x64 input, batch 64): one 8x8
+// workgroup per 1x1 plane made the adaptive pool's backward 19 ms.
+func poolGroups(spec map[uint32]uint32, gx, gy, planes int) [3]uint32 {
+	lx, ly := min(gx, 8), min(gy, 8)
+	lz := max(1, 64/(lx*ly))
+	spec[specLocalX], spec[specLocalY], spec[specLocalZ] = uint32(lx), uint32(ly), uint32(lz)
+	return [3]uint32{uint32(ceilDiv(gx, lx)), uint32(ceilDiv(gy, ly)), uint32(ceilDiv(planes, lz))}
 }

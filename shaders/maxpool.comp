@@ -17,7 +17,11 @@
 // R32F texel buffers. Bindings may be slices of their tensors: the *Off push
 // constants are the element offsets of plane 0 within each binding.
 #extension GL_EXT_control_flow_attributes : require
-layout(local_size_x = 8, local_size_y = 8) in;
+// The workgroup's shape is set per dispatch (layers/pool.go, poolGroups): 8x8
+// over a plane's positions, with several planes per workgroup (z) where the
+// planes are smaller than that, so that small maps (AlexNet's last pools at
+// 64x64 input: 1x1 to 3x3 planes) do not run one mostly idle workgroup per plane.
+layout(local_size_x_id = 20, local_size_y_id = 21, local_size_z_id = 22) in;
 
 layout(constant_id = 1) const int KH = 3;
 layout(constant_id = 2) const int KW = 3;
@@ -29,6 +33,7 @@ layout(constant_id = 6) const int PW = 0;
 layout(push_constant) uniform Push {
     int H, W, OH, OW;
     int inOff, outOff, argOff; // element offsets of plane 0 in the x/dx, y/dy and argmax bindings
+    int planes;
 } p;
 
 #ifdef FORWARD
@@ -43,6 +48,7 @@ layout(std430, binding = 2) writeonly buffer DX { float dx[]; };
 
 void main() {
     int plane = int(gl_GlobalInvocationID.z);
+    if (plane >= p.planes) return;
 #ifdef FORWARD
     int ow = int(gl_GlobalInvocationID.x), oh = int(gl_GlobalInvocationID.y);
     if (ow >= p.OW || oh >= p.OH) return;
