@@ -7,8 +7,9 @@ import (
 	"vktrain/vk"
 )
 
-// Conv2D is a 2-D convolution (cross-correlation, as in PyTorch) with a bias and
-// an optional fused ReLU, on CNHW activations: x is C x N x H x W, y K x N x OH x OW.
+// Conv2D is a 2-D convolution (cross-correlation, as in PyTorch) with an
+// optional bias and an optional fused ReLU, on CNHW activations: x is
+// C x N x H x W, y K x N x OH x OW.
 //
 // Forward, per chunk of G images: im2col unfolds x into col[C*R*S, ldcol] (ldcol,
 // G*OH*OW rounded up to a multiple of 4, lets the GEMM read col four floats at a
@@ -18,6 +19,10 @@ import (
 // element sums the entries that read it, so no atomics are needed). The bias
 // gradient is a row sum of dY, fused with the ReLU's mask where there is one.
 //
+// Without a bias (PyTorch's bias=False, as in every ResNet convolution) Bias
+// and BiasGrad are nil (see DropBias): the forward pass adds nothing and the
+// backward pass computes no bias gradient (it still masks dy by the ReLU).
+//
 // The chunk size G is as many images as the scratch tensor holds (see
 // ScratchLen); with one chunk the whole batch is one GEMM per pass.
 type Conv2D struct {
@@ -25,14 +30,17 @@ type Conv2D struct {
 	R, S             int // filter height and width
 	StrideH, StrideW int
 	PadH, PadW       int
-	ReLU             bool // y = max(conv + bias, 0)
+	ReLU             bool // y = max(conv + bias, 0), or max(conv, 0) without a bias
 	// Algo is how each pass computes, indexed by ConvPass: ConvIm2col (the
 	// default, any shape), ConvWinograd or ConvWinograd4 (see AlgoApplies).
 	// SetAlgo sets all three.
 	Algo [3]ConvAlgo
 
-	Weight, Bias         *Tensor // K x C x R x S (PyTorch's layout) and K
-	WeightGrad, BiasGrad *Tensor // shaped like Weight and Bias
+	// Weight is K x C x R x S (PyTorch's layout) and Bias K elements, or nil for
+	// none. WeightGrad and BiasGrad are shaped like them; a nil BiasGrad means
+	// the backward pass computes no bias gradient.
+	Weight, Bias         *Tensor
+	WeightGrad, BiasGrad *Tensor
 
 	// ScratchBudget is the most bytes ScratchLen asks for (col, and in backward
 	// dcol, reusing the same space): 64 MiB by default, less where the device's
@@ -46,7 +54,8 @@ const defaultConvScratch = 64 << 20
 // NewConv2D allocates a convolution of c input and k output channels with
 // kh x kw filters, the same stride and zero padding in both dimensions and,
 // with relu, a ReLU fused into its output. Weights, bias and gradients start at
-// zero: upload or initialise them.
+// zero: upload or initialise them. For a convolution without a bias call
+// DropBias on the result.
 func (r *Runtime) NewConv2D(name string, c, k, kh, kw, stride, pad int, relu bool) (*Conv2D, error) {
 	if c <= 0 || k <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad < 0 {
 		return nil, fmt.Errorf("conv2d %q: bad parameters c=%d k=%d filter %dx%d stride %d pad %d", name, c, k, kh, kw, stride, pad)
@@ -78,6 +87,23 @@ func (c *Conv2D) Free() {
 	for _, t := range []*Tensor{c.Weight, c.Bias, c.WeightGrad, c.BiasGrad} {
 		t.Free()
 	}
+}
+
+// DropBias makes c a convolution without a bias (PyTorch's bias=False): it
+// frees Bias and BiasGrad and sets them to nil, so that the forward pass adds
+// no bias and the backward pass computes no bias gradient.
+func (c *Conv2D) DropBias() {
+	c.Bias.Free()
+	c.BiasGrad.Free()
+	c.Bias, c.BiasGrad = nil, nil
+}
+
+// checkBias checks that c's bias, where it has one, has K elements.
+func (c *Conv2D) checkBias(op string) error {
+	if c.Bias == nil {
+		return nil
+	}
+	return convCheckLen(op, "bias", c.Bias, c.K)
 }
 
 // OutSize is the output height and width for an h x w input; 0, 0 where the
@@ -191,9 +217,9 @@ func convCheckLen(op, what string, t *Tensor, want int) error {
 	return nil
 }
 
-// Conv2DForward records y = conv(x) + bias (then the ReLU where c.ReLU is set)
-// for x C x N x H x W (its shape must say so) and y K x N x OH x OW (any shape
-// of that many elements). scratch holds the column matrix; size it with
+// Conv2DForward records y = conv(x) + bias (no bias where c.Bias is nil; then
+// the ReLU where c.ReLU is set) for x C x N x H x W (its shape must say so) and
+// y K x N x OH x OW (any shape of that many elements). scratch holds the column matrix; size it with
 // c.ScratchLen (a smaller one works, in more chunks, if it holds one image).
 func (r *Runtime) Conv2DForward(s *vk.Stream, c *Conv2D, x, y, scratch *Tensor) error {
 	const op = "conv2d forward"
@@ -205,6 +231,9 @@ func (r *Runtime) Conv2DForward(s *vk.Stream, c *Conv2D, x, y, scratch *Tensor) 
 		return err
 	}
 	if err := convCheckLen(op, "output", y, c.K*g.np); err != nil {
+		return err
+	}
+	if err := c.checkBias(op); err != nil {
 		return err
 	}
 	for n0 := 0; n0 < g.n; n0 += g.g {
@@ -239,10 +268,10 @@ func (r *Runtime) im2col(s *vk.Stream, c *Conv2D, g convGeom, x, scratch *Tensor
 }
 
 // Conv2DBackward records the backward pass of Conv2DForward given dy, the
-// gradient of y: BiasGrad, WeightGrad and, where dx is not nil, dx (shaped like
-// x; conv1 needs none). With c.ReLU, dy is first masked in place with y > 0
-// (so dy then holds the gradient before the ReLU) and y is required; without it
-// y may be nil. With accumulate the weight and bias gradients are added to;
+// gradient of y: BiasGrad (where c has one), WeightGrad and, where dx is not
+// nil, dx (shaped like x; conv1 needs none). With c.ReLU, dy is first masked
+// in place with y > 0 (so dy then holds the gradient before the ReLU) and y is
+// required; without it y may be nil. With accumulate the weight and bias gradients are added to;
 // otherwise they are overwritten. dx is always overwritten. A frozen layer that
 // still passes gradients back uses Conv2DMaskReLU and Conv2DBackwardData.
 func (r *Runtime) Conv2DBackward(s *vk.Stream, c *Conv2D, x, y, dy, dx, scratch *Tensor, accumulate bool) error {
@@ -260,10 +289,17 @@ func (r *Runtime) Conv2DBackward(s *vk.Stream, c *Conv2D, x, y, dy, dx, scratch 
 
 // Conv2DBackwardBias records BiasGrad (+)= the sums of dy's K rows (dy is
 // K x N x OH x OW). With c.ReLU it first masks dy in place with y > 0, in the
-// same pass.
+// same pass. Where BiasGrad is nil (no bias) it only masks dy, as
+// Conv2DMaskReLU does.
 func (r *Runtime) Conv2DBackwardBias(s *vk.Stream, c *Conv2D, y, dy *Tensor, accumulate bool) error {
 	if c == nil || dy == nil {
 		return fmt.Errorf("conv2d backward bias: nil convolution or gradient")
+	}
+	if c.BiasGrad == nil {
+		return r.Conv2DMaskReLU(s, c, y, dy)
+	}
+	if err := convCheckLen("conv2d backward bias", "bias gradient", c.BiasGrad, c.K); err != nil {
+		return err
 	}
 	if dy.Len()%c.K != 0 {
 		return fmt.Errorf("conv2d backward bias: gradient %q of %d elements is not %d rows", dy.Name, dy.Len(), c.K)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"vktrain/layers/ref"
@@ -18,12 +19,17 @@ type convCase struct {
 	chunk  int
 	accum  bool
 	noGrad bool // no dx, as for conv1
+	noBias bool // no bias (DropBias), as in ResNet
 }
 
 func (c convCase) String() string {
 	p := c.p
-	return fmt.Sprintf("n%d_c%d_%dx%d_k%d_%dx%d_s%d,%d_p%d,%d_relu%v_chunk%d_acc%v", p.N, p.C, p.H, p.W, p.K, p.R, p.S,
+	name := fmt.Sprintf("n%d_c%d_%dx%d_k%d_%dx%d_s%d,%d_p%d,%d_relu%v_chunk%d_acc%v", p.N, p.C, p.H, p.W, p.K, p.R, p.S,
 		p.StrideH, p.StrideW, p.PadH, p.PadW, c.relu, c.chunk, c.accum)
+	if c.noBias {
+		name += "_nobias"
+	}
+	return name
 }
 
 func convCases() []convCase {
@@ -43,12 +49,15 @@ func convCases() []convCase {
 		{p: P(3, 4, 8, 8, 8, 3, 3, 1, 1), relu: true, chunk: 2}, // vector reads of W (C*R*S = 36)
 		{p: P(1, 3, 7, 5, 2, 5, 5, 1, 2)},
 		{p: asym, relu: true, chunk: 1},
+		{p: P(1, 3, 7, 5, 5, 3, 3, 1, 1), relu: true, noBias: true},
+		{p: P(3, 5, 9, 7, 6, 3, 3, 2, 1), chunk: 2, accum: true, noBias: true},
 	}
 }
 
 // TestConv2D checks forward, the ReLU mask, and the bias, weight and input
 // gradients against the float64 references, for both GEMM variants, over odd
-// shapes, strides, paddings, filter sizes and chunkings.
+// shapes, strides, paddings, filter sizes and chunkings, with and without a
+// bias.
 func TestConv2D(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(11, 12))
@@ -83,7 +92,11 @@ func swapOuter64(v []float64, a, b, hw int) []float64 {
 	return out
 }
 
+// convAbs is |v| elementwise; nil (no bias) stays nil.
 func convAbs(v []float64) []float64 {
+	if v == nil {
+		return nil
+	}
 	out := make([]float64, len(v))
 	for i, x := range v {
 		out[i] = math.Abs(x)
@@ -121,11 +134,22 @@ func checkConv(t *testing.T, r *Runtime, rng *rand.Rand, cc convCase) {
 	x := tensorWith(t, r, "x", swapOuter64(xv, p.N, p.C, p.H*p.W), p.C, p.N, p.H, p.W)
 	must(t, cv.Weight.Upload(to32(wv)))
 	must(t, cv.Bias.Upload(to32(bv)))
+	var held []float64 // the bias a layer without one held before DropBias
+	if cc.noBias {
+		cv.DropBias()
+		if cv.Bias != nil || cv.BiasGrad != nil {
+			t.Fatal("DropBias left a bias or its gradient")
+		}
+		held, bv = bv, nil
+	}
 	gw0, gb0 := make([]float64, len(wv)), make([]float64, p.K)
 	if cc.accum {
-		gw0, gb0 = randn(rng, len(wv)), randn(rng, p.K)
+		gw0 = randn(rng, len(wv))
 		must(t, cv.WeightGrad.Upload(to32(gw0)))
-		must(t, cv.BiasGrad.Upload(to32(gb0)))
+		if !cc.noBias {
+			gb0 = randn(rng, p.K)
+			must(t, cv.BiasGrad.Upload(to32(gb0)))
+		}
 	}
 	y := zeros(t, r, "y", p.K, p.N, oh, ow)
 	dy := tensorWith(t, r, "dy", dyv, p.K, p.N, oh, ow)
@@ -141,7 +165,7 @@ func checkConv(t *testing.T, r *Runtime, rng *rand.Rand, cc convCase) {
 		return r.Conv2DBackward(s, cv, x, y, dy, dx, scratch, cc.accum)
 	})
 
-	// Forward: |error| <= dotBound(C*R*S, sum |x w| + |b|).
+	// Forward: |error| <= dotBound(C*R*S, sum |x w| + |b|) (no b without a bias).
 	want, err := ref.Conv2DForward(p, xv, wv, bv)
 	must(t, err)
 	mag, err := ref.Conv2DForward(p, convAbs(xv), convAbs(wv), convAbs(bv))
@@ -156,6 +180,9 @@ func checkConv(t *testing.T, r *Runtime, rng *rand.Rand, cc convCase) {
 	}
 	yv := download(t, y)
 	compareBound(t, "y", yv, want, bound)
+	if held != nil {
+		checkNoBiasAdded(t, p, xv, wv, held, yv, bound, cc.relu)
+	}
 
 	// The ReLU mask is applied to dy in place, exactly, with the device's y.
 	dym := append([]float64(nil), dyv...)
@@ -169,17 +196,19 @@ func checkConv(t *testing.T, r *Runtime, rng *rand.Rand, cc convCase) {
 	compareBound(t, "masked dy", download(t, dy), dym, make([]float64, len(dym)))
 	dyN := swapOuter64(dym, p.K, p.N, P) // NCHW for the references
 
-	// Bias gradient: a sum of N*OH*OW terms (plus the old value).
-	gb, err := ref.Conv2DBackwardBias(p, dyN)
-	must(t, err)
-	gbMag, err := ref.Conv2DBackwardBias(p, convAbs(dyN))
-	must(t, err)
-	bound = make([]float64, p.K)
-	for i := range gb {
-		gb[i] += gb0[i]
-		bound[i] = dotBound(p.N*P, gbMag[i]+math.Abs(gb0[i]))
+	// Bias gradient: a sum of N*OH*OW terms (plus the old value); none without a bias.
+	if !cc.noBias {
+		gb, err := ref.Conv2DBackwardBias(p, dyN)
+		must(t, err)
+		gbMag, err := ref.Conv2DBackwardBias(p, convAbs(dyN))
+		must(t, err)
+		bound = make([]float64, p.K)
+		for i := range gb {
+			gb[i] += gb0[i]
+			bound[i] = dotBound(p.N*P, gbMag[i]+math.Abs(gb0[i]))
+		}
+		compareBound(t, "bias grad", download(t, cv.BiasGrad), gb, bound)
 	}
-	compareBound(t, "bias grad", download(t, cv.BiasGrad), gb, bound)
 
 	// Weight gradient: a dot product of length N*OH*OW (plus the old value).
 	gw, err := ref.Conv2DBackwardFilter(p, xv, dyN)
@@ -208,6 +237,26 @@ func checkConv(t *testing.T, r *Runtime, rng *rand.Rand, cc convCase) {
 		bound[i] = dotBound(p.K*p.R*p.S, gxMag[i])
 	}
 	compareBound(t, "dx", download(t, dx), gx, bound)
+}
+
+// checkNoBiasAdded checks that y, computed without a bias, is told apart from
+// the output with the bias b the layer held before DropBias: somewhere the
+// biased reference lies outside y's error bound, so a pass that still added b
+// would have failed the comparison with the bias-free reference.
+func checkNoBiasAdded(t *testing.T, p ref.Conv2DParams, xv, wv, b, yv, bound []float64, relu bool) {
+	t.Helper()
+	biased, err := ref.Conv2DForward(p, xv, wv, b)
+	must(t, err)
+	biased = swapOuter64(biased, p.N, p.K, p.OutH()*p.OutW())
+	for i, v := range biased {
+		if relu {
+			v = math.Max(v, 0)
+		}
+		if math.Abs(v-yv[i]) > bound[i] {
+			return
+		}
+	}
+	t.Fatal("y without a bias also matches the output with the dropped bias: the test cannot tell them apart")
 }
 
 // TestConv2DMaskReLU checks the mask-only pass of frozen layers, and that data
@@ -275,5 +324,30 @@ func TestConv2DErrors(t *testing.T) {
 		if err := f(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+
+	// A bias or bias gradient of the wrong length is refused by name, by
+	// every algorithm; without a bias (nil) a ReLU layer still needs y.
+	wscratch := zeros(t, r, "wscratch", cv.AnyAlgoScratchLen(2, 6, 5))
+	dy := zeros(t, r, "dy", 4, 2, 4, 3)
+	bias, biasGrad := cv.Bias, cv.BiasGrad
+	defer func() { cv.Bias, cv.BiasGrad = bias, biasGrad; cv.SetAlgo(ConvIm2col) }()
+	for _, a := range ConvAlgos {
+		cv.SetAlgo(a)
+		cv.Bias = zeros(t, r, "b3", 3)
+		err := r.Conv2DForward(s, cv, x, y, wscratch)
+		if err == nil || !strings.Contains(err.Error(), `bias "b3"`) {
+			t.Errorf("%s: bias of 3 elements for 4 channels: error %v, want one naming the bias", a, err)
+		}
+		cv.Bias, cv.BiasGrad = bias, zeros(t, r, "gb5", 5)
+		err = r.Conv2DBackward(s, cv, x, y, dy, nil, wscratch, false)
+		if err == nil || !strings.Contains(err.Error(), `bias gradient "gb5"`) {
+			t.Errorf("%s: bias gradient of 5 elements for 4 channels: error %v, want one naming it", a, err)
+		}
+		cv.Bias, cv.BiasGrad, cv.ReLU = nil, nil, true
+		if err := r.Conv2DBackward(s, cv, x, nil, dy, nil, wscratch, false); err == nil {
+			t.Errorf("%s: no bias, relu without y: accepted", a)
+		}
+		cv.ReLU = false
 	}
 }

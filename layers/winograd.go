@@ -288,9 +288,12 @@ func (r *Runtime) winogradRun(s *vk.Stream, c *Conv2D, p winoPlan, in, out, scra
 	if err := r.winoFilter(s, c, p, scratch); err != nil {
 		return err
 	}
-	b := r.dummy
-	if bias != nil {
-		b = bias
+	b := bias
+	if b == nil { // the output stage binds a dummy where there is no bias
+		var err error
+		if b, err = r.convDummy(); err != nil {
+			return err
+		}
 	}
 	outSpec := map[uint32]uint32{1: boolU32(bias != nil), 2: boolU32(relu)}
 	for n0 := 0; n0 < p.n; n0 += p.g {
@@ -317,6 +320,9 @@ func (r *Runtime) winogradForward(s *vk.Stream, c *Conv2D, x, y, scratch *Tensor
 		return err
 	}
 	if err := convCheckLen(op, "output", y, c.K*fwd.n*fwd.outH*fwd.outW); err != nil {
+		return err
+	}
+	if err := c.checkBias(op); err != nil {
 		return err
 	}
 	if err := r.winogradRun(s, c, fwd, x, y, scratch, c.Bias, c.ReLU); err != nil {

@@ -22,7 +22,7 @@ func winogradBound(v winoVariant, depth int, mag float64) float64 {
 }
 
 // TestConv2DWinograd checks the Winograd passes of every compiled variant
-// (forward with bias and ReLU, backward weights with and without accumulation,
+// (forward with and without bias, with and without ReLU, backward weights with and without accumulation,
 // backward data) against the direct float64 convolution within winogradBound,
 // for both GEMM variants, over odd sizes (a last tile partly outside the
 // output), paddings 0 to R-1, 1 and 13 channels, batch 1 and 3, and chunked
@@ -47,6 +47,8 @@ func TestConv2DWinograd(t *testing.T) {
 				{p: P(3, 4, 8, 8, 8, 1), relu: true, chunk: 1, accum: true},
 				{p: P(1, 5, rs, rs, 2, 1), accum: true},
 				{p: P(3, 7, 13, 13, 6, rs/2), relu: true, chunk: 2}, // AlexNet's 13x13 maps, small
+				{p: P(1, 3, 7, 5, 5, 1), relu: true, noBias: true},
+				{p: P(3, 6, 9, 7, 3, rs/2), chunk: 2, accum: true, noBias: true},
 			}
 			if rs == 5 {
 				cases = append(cases, convCase{p: P(2, 6, 27, 27, 9, 2), relu: true}) // features.3's 27x27, narrow
@@ -92,6 +94,11 @@ func checkWinograd(t *testing.T, r *Runtime, rng *rand.Rand, algo ConvAlgo, v wi
 	x := tensorWith(t, r, "x", swapOuter64(xv, p.N, p.C, p.H*p.W), p.C, p.N, p.H, p.W)
 	must(t, cv.Weight.Upload(to32(wv)))
 	must(t, cv.Bias.Upload(to32(bv)))
+	var held []float64 // the bias a layer without one held before DropBias
+	if cc.noBias {
+		cv.DropBias()
+		held, bv = bv, nil
+	}
 	gw0 := make([]float64, len(wv))
 	if cc.accum {
 		gw0 = randn(rng, len(wv))
@@ -134,7 +141,15 @@ func checkWinograd(t *testing.T, r *Runtime, rng *rand.Rand, algo ConvAlgo, v wi
 			want[i] = math.Max(want[i], 0)
 		}
 	}
-	check("y", download(t, y), want, mag, p.C)
+	yv := download(t, y)
+	check("y", yv, want, mag, p.C)
+	if held != nil {
+		bound := make([]float64, len(mag))
+		for i := range mag {
+			bound[i] = winogradBound(v, p.C, mag[i])
+		}
+		checkNoBiasAdded(t, p, xv, wv, held, yv, bound, cc.relu)
+	}
 
 	// Weight gradient: sums over every tile of the batch (plus the old value).
 	dyN := swapOuter64(dyv, p.K, p.N, P)

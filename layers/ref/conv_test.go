@@ -54,6 +54,27 @@ func TestConv2DHand(t *testing.T) {
 	compare(t, "padded", must(t)(Conv2DForward(p, x, w, nil)), []float64{-1, -3, -7, -4}, 0)
 }
 
+// TestConv2DNoBias checks that a nil bias (PyTorch's bias=False) adds
+// nothing: direct and Winograd forward passes equal the ones given a zero
+// bias exactly, and differ from the ones given a non-zero bias.
+func TestConv2DNoBias(t *testing.T) {
+	p := Conv2DParams{N: 3, C: 5, H: 7, W: 6, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	r := newRand(42)
+	x, w, b := randSlice(r, p.xLen()), randSlice(r, p.wLen()), randSlice(r, p.K)
+	for name, f := range map[string]func(b []float64) []float64{
+		"direct":   func(b []float64) []float64 { return must(t)(Conv2DForward(p, x, w, b)) },
+		"winograd": func(b []float64) []float64 { return must(t)(Conv2DWinograd(p, WinogradF2x3, x, w, b, false)) },
+	} {
+		none, zero, biased := f(nil), f(make([]float64, p.K)), f(b)
+		compare(t, name+" nil vs zero bias", none, zero, 0)
+		for i := range none {
+			if none[i] == biased[i] {
+				t.Fatalf("%s: y[%d] is the same with and without the bias", name, i)
+			}
+		}
+	}
+}
+
 // TestConv2D1x1IsGEMM checks that a 1x1 convolution is, per image, the
 // product of the K x C filter matrix with the C x HW image matrix.
 func TestConv2D1x1IsGEMM(t *testing.T) {
