@@ -181,6 +181,23 @@ const xentWideClasses = 64
 // submits. A label outside [0, classes) is not checked on the device and gives
 // undefined results.
 func (r *Runtime) SoftmaxCrossEntropy(s *vk.Stream, logits *Tensor, labels vk.Range, dlogits *Tensor, stats *LossStats) error {
+	return r.SoftmaxCrossEntropySmoothed(s, logits, labels, dlogits, stats, 0)
+}
+
+// SoftmaxCrossEntropySmoothed is SoftmaxCrossEntropy with label smoothing eps
+// in [0, 1], as torch.nn.CrossEntropyLoss(label_smoothing=eps) with mean
+// reduction: the target of row i is (1-eps) onehot(label_i) + eps/classes, so
+//
+//	loss_i = (1-eps) (-log p_i[label_i]) + eps mean_j(-log p_i[j])
+//	dlogits[i, j] = (softmax(z_i)_j - (1-eps) [j == label_i] - eps/classes) / N
+//
+// The per-row and batch statistics hold the smoothed loss (what torch's
+// loss.item() reports); the argmax and correct counts are unchanged. eps = 0
+// runs the plain kernel variant, bit for bit SoftmaxCrossEntropy.
+func (r *Runtime) SoftmaxCrossEntropySmoothed(s *vk.Stream, logits *Tensor, labels vk.Range, dlogits *Tensor, stats *LossStats, eps float64) error {
+	if !(eps >= 0 && eps <= 1) { // NaN fails too
+		return fmt.Errorf("cross-entropy: label smoothing %v outside [0, 1]", eps)
+	}
 	if logits == nil || dlogits == nil || stats == nil {
 		return fmt.Errorf("cross-entropy: nil logits, gradient or stats")
 	}
@@ -207,7 +224,14 @@ func (r *Runtime) SoftmaxCrossEntropy(s *vk.Stream, logits *Tensor, labels vk.Ra
 		groups = r.groups1D(n, 1)
 	}
 	spec := map[uint32]uint32{0: boolU32(wide), 1: boolU32(fused)}
-	pc := push(nil).u32(n, classes).f32(float32(1 / float64(n)))
+	if eps != 0 {
+		spec[2] = 1 // SMOOTH; eps = 0 keeps the plain variant's pipeline
+	}
+	// The smoothing weights, each rounded once from float64 (see xent.comp):
+	// lw = 1-eps, uw = eps/C, tl = (1-eps+eps/C)/N, toff = eps/(C N).
+	fn, fc := float64(n), float64(classes)
+	pc := push(nil).u32(n, classes).f32(float32(1/fn), float32(1-eps), float32(eps/fc),
+		float32((1-eps+eps/fc)/fn), float32(eps/(fc*fn)))
 	if err := r.dispatch(s, "xent", spec, groups, pc, logits.Range(), labels, dlogits.Range(), stats.pred.Whole(), stats.losses.Whole(), stats.stats.Whole()); err != nil {
 		return fmt.Errorf("cross-entropy of %q: %w", logits.Name, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"vktrain/layers/ref"
@@ -19,9 +20,19 @@ import (
 //   - loss = (m - z_l) + log(S): eps|m - z_l|, B_S/S, log's 3 ulp (or 2^-21
 //     absolute) and eps|loss| for the final add;
 //   - dlogits p_j/N with p_j = e_j/S: relative B_S/S, e_j's error, and 7 eps
-//     for the division (2.5 ulp), 1/N and the product; eps|g| + eps/N more for
-//     the label's subtraction.
-func xentBounds(n, classes int, z []float64, labels []int32, dz []float64) (rowLoss, rowBound, gBound []float64, meanBound float64) {
+//     for the division (2.5 ulp), 1/N and the product; eps|g| + eps t_j more
+//     where a target t_j != 0 is subtracted (t_j rounded to float32 once, and
+//     the subtraction): the label's 1/N, or with label smoothing s every
+//     class's ((1-s)[j == label] + s/C)/N.
+//
+// With label smoothing s the loss is (lw (m - z_l) + uw D) + log(S) (see
+// xent.comp): D = sum_j (m - z_j) >= 0 within (C+1) eps D (each difference
+// rounded, then summed); lw = 1-s and uw = s/C are rounded to float32, so
+// A = lw (m - z_l) is within 3 eps|A| and B = uw D within 2 eps|B| + uw B_D;
+// A + B adds eps|A + B|. The log term and the final add are as above. These are
+// worst-case bounds, not fitted tolerances: a formula off by even s/C^2 per
+// class (such as s/(C-1) for s/C) exceeds them by orders of magnitude.
+func xentBounds(n, classes int, z []float64, labels []int32, dz []float64, smoothing float64) (rowLoss, rowBound, gBound []float64, meanBound float64) {
 	rowLoss, rowBound = make([]float64, n), make([]float64, n)
 	gBound = make([]float64, len(z))
 	var sumBound, sumAbs float64
@@ -31,12 +42,13 @@ func xentBounds(n, classes int, z []float64, labels []int32, dz []float64) (rowL
 		for _, v := range row {
 			m = math.Max(m, v)
 		}
-		var s, bs float64
+		var s, bs, dev float64
 		for _, v := range row {
 			x := v - m
 			e := math.Exp(x)
 			s += e
 			bs += e * eps32 * (6 + 5*math.Abs(x))
+			dev += m - v
 		}
 		bs += float64(classes+2) * eps32 * s
 		zl := row[labels[i]]
@@ -44,13 +56,25 @@ func xentBounds(n, classes int, z []float64, labels []int32, dz []float64) (rowL
 		loss := m - zl + logS
 		rowLoss[i] = loss
 		rowBound[i] = 1.01 * (eps32*math.Abs(m-zl) + bs/s + 6*eps32*math.Abs(logS) + math.Pow(2, -21) + eps32*math.Abs(loss))
+		if smoothing != 0 {
+			uw := smoothing / float64(classes)
+			a, b := (1-smoothing)*(m-zl), uw*dev
+			loss = a + b + logS
+			rowLoss[i] = loss
+			rowBound[i] = 1.01 * (3*eps32*a + 2*eps32*b + uw*float64(classes+1)*eps32*dev + eps32*(a+b) +
+				bs/s + 6*eps32*math.Abs(logS) + math.Pow(2, -21) + eps32*math.Abs(loss))
+		}
 		for j, v := range row {
 			x := v - m
 			p := math.Exp(x) / s
 			r := eps32*(6+5*math.Abs(x)) + bs/s + 7*eps32
 			b := p / float64(n) * r
+			target := smoothing / float64(classes)
 			if j == int(labels[i]) {
-				b += eps32*math.Abs(dz[i*classes+j]) + eps32/float64(n)
+				target += 1 - smoothing
+			}
+			if target != 0 {
+				b += eps32*math.Abs(dz[i*classes+j]) + eps32*target/float64(n)
 			}
 			gBound[i*classes+j] = 1.01*b + 1e-37
 		}
@@ -69,6 +93,14 @@ func xentBounds(n, classes int, z []float64, labels []int32, dz []float64) (rowL
 // output with ref.SoftmaxCrossEntropy.
 func xentCase(t *testing.T, r *Runtime, name string, n, classes int, z []float64, labels []int32, inPlace bool) {
 	t.Helper()
+	xentSmoothedCase(t, r, name, n, classes, z, labels, inPlace, -1)
+}
+
+// xentSmoothedCase is xentCase with label smoothing eps through
+// SoftmaxCrossEntropySmoothed and ref.SoftmaxCrossEntropySmoothed (eps < 0:
+// the plain SoftmaxCrossEntropy).
+func xentSmoothedCase(t *testing.T, r *Runtime, name string, n, classes int, z []float64, labels []int32, inPlace bool, eps float64) {
+	t.Helper()
 	z = rounded(z)
 	logits := tensorWith(t, r, "logits", z, n, classes)
 	dz := logits
@@ -79,11 +111,17 @@ func xentCase(t *testing.T, r *Runtime, name string, n, classes int, z []float64
 	stats, err := r.NewLossStats("stats", n+3)
 	must(t, err)
 	t.Cleanup(stats.Free)
-	run(t, r, func(s *vk.Stream) error { return r.SoftmaxCrossEntropy(s, logits, lab.Whole(), dz, stats) })
+	run(t, r, func(s *vk.Stream) error {
+		if eps < 0 {
+			return r.SoftmaxCrossEntropy(s, logits, lab.Whole(), dz, stats)
+		}
+		return r.SoftmaxCrossEntropySmoothed(s, logits, lab.Whole(), dz, stats, eps)
+	})
 
-	loss, wantG, wantPred, correct, err := ref.SoftmaxCrossEntropy(n, classes, z, labels)
+	eps = max(eps, 0)
+	loss, wantG, wantPred, correct, err := ref.SoftmaxCrossEntropySmoothed(n, classes, z, labels, eps)
 	must(t, err)
-	rowLoss, rowBound, gBound, meanBound := xentBounds(n, classes, z, labels, wantG)
+	rowLoss, rowBound, gBound, meanBound := xentBounds(n, classes, z, labels, wantG, eps)
 	compareBound(t, name+"/dlogits", download(t, dz), wantG, gBound)
 	got32, err := stats.SampleLosses(n)
 	must(t, err)
@@ -169,6 +207,63 @@ func TestSoftmaxCrossEntropy(t *testing.T) {
 	}
 }
 
+// TestSoftmaxCrossEntropySmoothed compares the label-smoothed kernel with the
+// float64 reference (itself checked against torch's
+// cross_entropy(label_smoothing=eps) and by finite differences, in layers/ref)
+// within xentBounds' worst-case float32 bounds: odd batches 1, 3, 7 (in place
+// for 3) and 130 (the separate reduction), odd class counts on both paths (one
+// invocation per row below 64 classes, a workgroup per row from 64), random
+// normal logits (large ±1000 ones for 1001 classes), eps 0, 0.1, 0.37 and 1.
+func TestSoftmaxCrossEntropySmoothed(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, classes := range []int{1, 3, 11, 65, 1001} {
+		for _, n := range []int{1, 3, 7, 130} {
+			for _, eps := range []float64{0, 0.1, 0.37, 1} {
+				if n == 130 && classes != 11 && classes != 1001 {
+					continue
+				}
+				z := make([]float64, n*classes)
+				for i := range z {
+					z[i] = 3 * rng.NormFloat64()
+					if classes == 1001 && i%2 == 1 {
+						z[i] = 2000*rng.Float64() - 1000
+					}
+				}
+				labels := randLabels(rng, n, classes)
+				name := fmt.Sprintf("n%d/c%d/eps%v", n, classes, eps)
+				xentSmoothedCase(t, r, name, n, classes, z, labels, n == 3, eps)
+			}
+		}
+	}
+	// eps = 0 is the plain kernel, bit for bit.
+	const n, classes = 7, 13
+	z := rounded(randn(rng, n*classes))
+	labels := randLabels(rng, n, classes)
+	var outs [2][]float64
+	var losses [2][]float32
+	for k := range outs {
+		logits := tensorWith(t, r, "logits", z, n, classes)
+		dz := zeros(t, r, "dlogits", n, classes)
+		lab := xentLabels(t, r, labels)
+		stats, err := r.NewLossStats("stats", n)
+		must(t, err)
+		t.Cleanup(stats.Free)
+		run(t, r, func(s *vk.Stream) error {
+			if k == 0 {
+				return r.SoftmaxCrossEntropy(s, logits, lab.Whole(), dz, stats)
+			}
+			return r.SoftmaxCrossEntropySmoothed(s, logits, lab.Whole(), dz, stats, 0)
+		})
+		outs[k] = download(t, dz)
+		losses[k], err = stats.SampleLosses(n)
+		must(t, err)
+	}
+	if !slices.Equal(outs[0], outs[1]) || !slices.Equal(losses[0], losses[1]) {
+		t.Error("eps 0 differs from SoftmaxCrossEntropy")
+	}
+}
+
 // TestLossStatsAccumulate submits one recorded stream twice with different
 // labels, checks the totals accumulate, then resets them from the host and
 // from a recorded fill.
@@ -209,7 +304,7 @@ func lossStatsAccumulate(t *testing.T, r *Runtime, rng *rand.Rand, n, classes in
 		correct += c
 		tot, err := stats.Read()
 		must(t, err)
-		_, _, _, mb := xentBounds(n, classes, z, l, make([]float64, n*classes))
+		_, _, _, mb := xentBounds(n, classes, z, l, make([]float64, n*classes), 0)
 		if tot.Steps != step+1 || tot.Samples != n*(step+1) || tot.Correct != correct || tot.BatchCorrect != c ||
 			math.Abs(tot.BatchLoss-loss) > mb || math.Abs(tot.LossSum-sum) > 2*(float64(step)+1)*mb {
 			t.Fatalf("step %d: totals %+v, want loss sum %v, batch loss %v, %d correct (%d in the batch)", step, tot, sum, loss, correct, c)
@@ -261,6 +356,11 @@ func TestSoftmaxCrossEntropyErrors(t *testing.T) {
 	} {
 		if err := r.SoftmaxCrossEntropy(s, c.z, c.labels, c.dz, c.st); err == nil {
 			t.Errorf("case %d accepted", i)
+		}
+	}
+	for _, eps := range []float64{-0.01, 1.01, math.NaN()} {
+		if err := r.SoftmaxCrossEntropySmoothed(s, logits, lab.Whole(), logits, stats, eps); err == nil {
+			t.Errorf("label smoothing %v accepted", eps)
 		}
 	}
 	if _, err := r.NewLossStats("none", 0); err == nil {

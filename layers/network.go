@@ -40,6 +40,12 @@ type NetworkConfig struct {
 	// starts its state_dict name, and to the default group (the run's LR)
 	// if none does. Each group has its own optimizer state buffer.
 	ParamGroups []ParamGroup
+	// LabelSmoothing is the training step's label smoothing eps in [0, 1]
+	// (torch.nn.CrossEntropyLoss(label_smoothing=eps)): its loss, gradient and
+	// the training loss it reports are the smoothed ones. The evaluation step
+	// always reports the plain cross-entropy (as a PyTorch script evaluating
+	// with F.cross_entropy), so test losses compare across recipes. 0: none.
+	LabelSmoothing float64
 }
 
 // ParamGroup is a set of parameters, those whose names start with Prefix
@@ -179,6 +185,9 @@ func NewNetwork(rt *Runtime, model *nn.Model, cfg NetworkConfig) (*Network, erro
 	}
 	if err := cfg.Input.Validate(); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
+	}
+	if !(cfg.LabelSmoothing >= 0 && cfg.LabelSmoothing <= 1) {
+		return nil, fmt.Errorf("network: label smoothing %v outside [0, 1]", cfg.LabelSmoothing)
 	}
 	if cfg.Train {
 		if err := cfg.SGD.Validate(); err != nil {

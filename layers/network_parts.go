@@ -110,7 +110,11 @@ func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 	add(StepPart{Layer: "loss", Type: "SoftmaxCrossEntropy", Pass: "forward+backward", Shape: shapeText(n.logits.Shape), InStep: true,
 		Bytes: 4 * float64(2*n.logits.Len()+batch),
 		Record: func(s *vk.Stream) error {
-			return rt.SoftmaxCrossEntropy(s, n.logits, sl.labels.Whole(), n.dlogits, sl.stats)
+			smoothing := 0.0 // evaluation reports the plain cross-entropy
+			if train {
+				smoothing = n.cfg.LabelSmoothing
+			}
+			return rt.SoftmaxCrossEntropySmoothed(s, n.logits, sl.labels.Whole(), n.dlogits, sl.stats, smoothing)
 		}})
 	if !train {
 		return parts

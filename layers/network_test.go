@@ -66,6 +66,8 @@ func testNetworkParity(t *testing.T, o vk.Options) {
 	must(t, err)
 	ioGroups, err := weights.ReadPTH("testdata/parity_small_groups_io.pth")
 	must(t, err)
+	ioSmooth, err := weights.ReadPTH("testdata/parity_small_smooth_io.pth")
+	must(t, err)
 	r := openRuntimeWith(t, o)
 	variants(t, r, func(t *testing.T) {
 		for _, algo := range ConvAlgos {
@@ -82,6 +84,12 @@ func testNetworkParity(t *testing.T, o vk.Options) {
 			checkParityWith(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, ioGroups, NetworkConfig{
 				SGD: SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: ConvWinograd4,
 				ParamGroups: []ParamGroup{{Prefix: "features.", LRScale: 0.2}}})
+		})
+		// nn.CrossEntropyLoss(label_smoothing=0.1): the smoothed loss and its
+		// gradient through the whole network.
+		t.Run("winograd4/label-smoothing", func(t *testing.T) {
+			checkParityWith(t, r, narrowAlexNet(t), imageNetInput(64, 64), w, ioSmooth, NetworkConfig{
+				SGD: SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: ConvWinograd4, LabelSmoothing: 0.1})
 		})
 		// torch.optim.AdamW (lr 0.001, weight decay 0.01, default betas and
 		// eps): with im2col every parameter within 1e-4, as for SGD; with

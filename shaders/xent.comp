@@ -7,6 +7,13 @@
 //   loss[row] = (m - z[label]) + log(S)              (log-sum-exp: stable)
 //   dz[row, j] = exp(z_j - m) / S * invN - (j == label ? invN : 0)
 //   pred[row] = argmax_j z_j
+// SMOOTH (label smoothing eps, torch's CrossEntropyLoss(label_smoothing=eps)):
+// the target is (1-eps) onehot(label) + eps/C, so with D = sum_j (m - z_j) >= 0
+//   loss[row] = (lw (m - z[label]) + uw D) + log(S)      lw = 1-eps, uw = eps/C
+//   dz[row, j] = exp(z_j - m) / S * invN - (j == label ? tl : toff)
+// with tl = (1-eps+eps/C)/N and toff = eps/(C N) from the host (float64, rounded
+// once). Every term of the loss is non-negative: no cancellation. Without
+// SMOOTH the code is the plain path above, unchanged (eps = 0 is bit-identical).
 // WIDE: one workgroup of 64 invocations per row, fixed-order tree reductions in
 // shared memory (for many classes). Otherwise one invocation per row. dz may be
 // the same memory as z: every element is read and then written by one invocation,
@@ -32,17 +39,21 @@ layout(push_constant) uniform Push { uint n; } p;
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const bool WIDE = true;
 layout(constant_id = 1) const bool FUSED = false; // !WIDE and n <= 64: reduce in place
+layout(constant_id = 2) const bool SMOOTH = false; // label smoothing: lw, uw, tl, toff below
 layout(std430, binding = 0) readonly buffer Logits { float z[]; };
 layout(std430, binding = 1) readonly buffer Labels { uint label[]; };
 layout(std430, binding = 2) writeonly buffer DLogits { float dz[]; };
 layout(std430, binding = 3) writeonly buffer Pred { uint pred[]; };
 layout(std430, binding = 4) writeonly buffer Loss { float loss[]; };
 layout(std430, binding = 5) buffer Stats { uint w[]; } stats;
-layout(push_constant) uniform Push { uint n, classes; float invN; } p;
+layout(push_constant) uniform Push { uint n, classes; float invN, lw, uw, tl, toff; } p;
 #endif
 
 shared float ssum[64];
 shared uint scnt[64];
+#ifndef REDUCE
+shared float sdev[64]; // SMOOTH: partial sums of m - z_j
+#endif
 
 // update adds a batch of n rows with loss sum total and `correct` right to the stats.
 void update(float total, uint correct, uint n) {
@@ -104,12 +115,18 @@ void main() {
                 if (v > m) { m = v; best = j; }
             }
             float S = 0.0;
-            for (uint j = 0u; j < C; j++) S += exp(z[base + j] - m);
+            float D = 0.0;
+            for (uint j = 0u; j < C; j++) {
+                S += exp(z[base + j] - m);
+                if (SMOOTH) D += m - z[base + j];
+            }
             for (uint j = 0u; j < C; j++) {
                 float g = exp(z[base + j] - m) / S * p.invN;
-                dz[base + j] = j == lab ? g - p.invN : g;
+                if (SMOOTH) dz[base + j] = g - (j == lab ? p.tl : p.toff);
+                else dz[base + j] = j == lab ? g - p.invN : g;
             }
-            l = (m - zl) + log(S);
+            if (SMOOTH) l = (p.lw * (m - zl) + p.uw * D) + log(S);
+            else l = (m - zl) + log(S);
             ok = best == lab ? 1u : 0u;
             pred[row] = best;
             loss[row] = l;
@@ -168,22 +185,33 @@ void main() {
     barrier();
 
     float s = 0.0;
-    for (uint j = t; j < C; j += 64u) s += exp(z[base + j] - m);
+    float d = 0.0;
+    for (uint j = t; j < C; j += 64u) {
+        s += exp(z[base + j] - m);
+        if (SMOOTH) d += m - z[base + j];
+    }
     ssum[t] = s;
+    if (SMOOTH) sdev[t] = d;
     barrier();
     [[unroll]] for (uint h = 32u; h > 0u; h >>= 1) {
-        if (t < h) ssum[t] += ssum[t + h];
+        if (t < h) {
+            ssum[t] += ssum[t + h];
+            if (SMOOTH) sdev[t] += sdev[t + h];
+        }
         barrier();
     }
     float S = ssum[0];
+    float D = SMOOTH ? sdev[0] : 0.0;
 
     for (uint j = t; j < C; j += 64u) {
         float g = exp(z[base + j] - m) / S * p.invN;
-        dz[base + j] = j == lab ? g - p.invN : g;
+        if (SMOOTH) dz[base + j] = g - (j == lab ? p.tl : p.toff);
+        else dz[base + j] = j == lab ? g - p.invN : g;
     }
     if (t == 0u) {
         pred[row] = best;
-        loss[row] = (m - zl) + log(S);
+        if (SMOOTH) loss[row] = (p.lw * (m - zl) + p.uw * D) + log(S);
+        else loss[row] = (m - zl) + log(S);
     }
 }
 #endif

@@ -57,6 +57,10 @@ type Config struct {
 	LRGroups []LRGroup `json:"lr_groups,omitempty"`
 	Augment  bool      `json:"augment"` // random crop (padding 4) and horizontal flip
 	Init     string    `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
+	// LabelSmoothing is the training loss's label smoothing eps in [0, 1)
+	// (torch.nn.CrossEntropyLoss(label_smoothing=eps)); the test loss stays
+	// the plain cross-entropy. 0: none.
+	LabelSmoothing float64 `json:"label_smoothing,omitempty"`
 	// Conv is the convolutions' algorithm: ConvAuto (Defaults: per pass, the
 	// fastest on the device as Tune finds it), or one for every pass where it
 	// applies: "winograd4" (F(4x4,3x3), and F(2x2,5x5) for 5x5), "winograd"
@@ -161,10 +165,29 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("warm-up of %v epochs: must be at least 0 and shorter than the run's %d epochs", c.WarmupEpochs, c.Epochs)
 	case c.badLRGroup() != nil:
 		return c.badLRGroup()
+	case checkLabelSmoothing(c.LabelSmoothing) != nil:
+		return checkLabelSmoothing(c.LabelSmoothing)
 	case c.LRStepEpochs < 0 || c.LRGamma < 0 || c.LRGamma > 1:
 		return fmt.Errorf("lr step every %d epochs by %v: the epochs must not be negative, the factor in [0, 1]", c.LRStepEpochs, c.LRGamma)
 	}
 	return nil
+}
+
+// checkLabelSmoothing reports a label smoothing outside [0, 1) (NaN too).
+func checkLabelSmoothing(eps float64) error {
+	if !(eps >= 0 && eps < 1) {
+		return fmt.Errorf("label smoothing %v: must be in [0, 1) (0: none; 1 would ignore the labels)", eps)
+	}
+	return nil
+}
+
+// ParseLabelSmoothing reads the --label-smoothing flag: a number in [0, 1).
+func ParseLabelSmoothing(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("label smoothing %q: want a number in [0, 1), e.g. 0.1", s)
+	}
+	return v, checkLabelSmoothing(v)
 }
 
 // LRGroup is a parameter group's learning rate: Prefix starts the state_dict

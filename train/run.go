@@ -170,7 +170,7 @@ func NetworkConfigFor(cfg Config, train bool) layers.NetworkConfig {
 	return layers.NetworkConfig{
 		Batch: cfg.Batch, Input: inputParams(cfg, train), Train: train, Seed: cfg.Seed,
 		SGD:  layers.SGDConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
-		Adam: cfg.adam(), ParamGroups: cfg.paramGroups(),
+		Adam: cfg.adam(), ParamGroups: cfg.paramGroups(), LabelSmoothing: cfg.LabelSmoothing,
 	}
 }
 
@@ -353,7 +353,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 		Seed: int64(cfg.Seed), Device: sess.dev.Info.Name, Classes: data.Classes, TrainImages: data.Train.Len(),
 		TestImages: data.Test.Len(), StepsPerEpoch: stepsPerEpoch, LogEvery: cfg.LogEvery, Time: time.Now(),
 		Extra: map[string]string{"pretrained_source": cfg.Pretrained, "resumed": fmt.Sprint(opts.Resume),
-			"lr_schedule": cfg.LRSchedule, "warmup_epochs": fmt.Sprint(cfg.WarmupEpochs), "optimizer": optimizerName(cfg)},
+			"lr_schedule": cfg.LRSchedule, "warmup_epochs": fmt.Sprint(cfg.WarmupEpochs), "optimizer": optimizerName(cfg),
+			"label_smoothing": fmt.Sprint(cfg.LabelSmoothing)},
 	}); err != nil {
 		return nil, err
 	}

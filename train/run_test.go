@@ -107,10 +107,12 @@ func TestResumeAdamW(t *testing.T) {
 // epoch boundary), resumes it, and requires the final parameters and momentum to
 // equal, bit for bit, those of the same run without interruption. The run has a
 // warm-up (3 steps), a cosine schedule and a parameter group of its own rate,
-// so the resumed parts must pick the schedule up where it was, for each group.
+// so the resumed parts must pick the schedule up where it was, for each group;
+// and label smoothing, which the resumed parts must take from config.json.
 func TestResumeEqualsUninterrupted(t *testing.T) {
 	cfg := tinyConfig()
 	cfg.LRSchedule, cfg.WarmupEpochs = ScheduleCosine, 0.5
+	cfg.LabelSmoothing = 0.1
 	cfg.LRGroups = []LRGroup{{Prefix: "features.", LR: 0.002}} // a slower backbone, scheduled alike
 	split := checkResume(t, cfg)
 	for _, f := range []string{"config.json", "metrics.jsonl", "samples.png", "predictions.png", "loss.png", "accuracy.png", "per_class.png", "confusion.png"} {
@@ -122,6 +124,9 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	rc, err := ReadConfig(split)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rc.LabelSmoothing != 0.1 {
+		t.Errorf("config.json's label smoothing %v, want 0.1", rc.LabelSmoothing)
 	}
 	if len(rc.ConvChoices) != 5 || rc.ConvChoices["features.0"] != [3]string{"im2col", "im2col", "im2col"} {
 		t.Errorf("config.json's conv choices %v, want all five convolutions (features.0 by im2col)", rc.ConvChoices)

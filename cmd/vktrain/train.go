@@ -41,6 +41,13 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 		return err
 	})
 	fs.BoolVar(&cfg.Augment, "augment", cfg.Augment, "random crop (padding) and horizontal flip")
+	fs.Func("label-smoothing", "label smoothing eps of the training loss, in [0, 1) (torch.nn.CrossEntropyLoss(label_smoothing=eps); default 0: none); the test loss stays plain cross-entropy", func(v string) error {
+		eps, err := train.ParseLabelSmoothing(v)
+		if err == nil {
+			cfg.LabelSmoothing = eps
+		}
+		return err
+	})
 	fs.StringVar(&cfg.Init, "init", "torch", `initialisation of the layers not loaded from weights: "torch" (PyTorch's defaults) or "kaiming" (torchvision's VGG scheme: trains from scratch much faster)`)
 	fs.StringVar(&cfg.Conv, "conv", cfg.Conv, convFlagUsage)
 	fs.StringVar(&cfg.Tune, "tune", "cached", tuneFlagUsage)

@@ -37,3 +37,14 @@ func TestTrainLogsProgress(t *testing.T) {
 		t.Errorf("--quiet still logged progress:\n%s", stderr)
 	}
 }
+
+// TestTrainLabelSmoothingFlag: --label-smoothing outside [0, 1) is refused
+// while the flags are parsed, before anything is built, naming the flag.
+func TestTrainLabelSmoothingFlag(t *testing.T) {
+	for _, v := range []string{"1", "-0.1", "1.5", "NaN", "abc"} {
+		_, stderr, code := runCmd(t, "train", "--data", "synthetic", "--label-smoothing", v, "--out", filepath.Join(t.TempDir(), "run"))
+		if code == 0 || !strings.Contains(stderr, "-label-smoothing") || !strings.Contains(stderr, "[0, 1)") {
+			t.Errorf("--label-smoothing %s: code %d, stderr:\n%s", v, code, stderr)
+		}
+	}
+}

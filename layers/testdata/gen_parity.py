@@ -15,6 +15,8 @@ default betas and eps) instead of SGD, into <name>_adamw_io.pth (the weights
 file is the same: the seed draws the model and the records alike).
 --groups: SGD (momentum 0.9) with two parameter groups, the features at lr
 0.0002 and the rest at 0.001, into <name>_groups_io.pth.
+--label-smoothing: SGD as by default, the loss
+nn.CrossEntropyLoss(label_smoothing=0.1), into <name>_smooth_io.pth.
 """
 import os
 import sys
@@ -60,6 +62,7 @@ def main():
     full = "--full" in sys.argv
     adamw = "--adamw" in sys.argv
     groups = "--groups" in sys.argv
+    smoothing = 0.1 if "--label-smoothing" in sys.argv else 0.0
     torch.manual_seed(20261125)
     if full:
         model, resize, crop, name = full_alexnet(), 256, 224, "parity_full"
@@ -69,7 +72,7 @@ def main():
         out = os.path.dirname(os.path.abspath(__file__))
     os.makedirs(out, exist_ok=True)
     batch = 4
-    if not adamw and not groups:
+    if not adamw and not groups and not smoothing:
         torch.save(model.state_dict(), os.path.join(out, name + "_weights.pth"))
     if adamw:
         opt = torch.optim.AdamW(model.parameters(), lr=0.001, weight_decay=0.01)
@@ -88,7 +91,7 @@ def main():
         x = preprocess(records, resize, crop)
         opt.zero_grad()
         logits = model(x)
-        loss = F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         loss.backward()
         opt.step()
         io[f"step{step}.records"] = records
@@ -98,7 +101,8 @@ def main():
     for k, p in model.named_parameters():
         io["grad." + k] = p.grad.detach().clone()
         io["after." + k] = p.detach().clone()
-    io_name = name + ("_adamw_io.pth" if adamw else "_groups_io.pth" if groups else "_io.pth")
+    io_name = name + ("_adamw_io.pth" if adamw else "_groups_io.pth" if groups else
+                      "_smooth_io.pth" if smoothing else "_io.pth")
     torch.save(io, os.path.join(out, io_name))
     print("wrote", os.path.join(out, io_name), "(weights", name + "_weights.pth) with torch", torch.__version__)
 

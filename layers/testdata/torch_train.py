@@ -4,7 +4,8 @@ Debian's python3-torch and python3-torchvision): the same modified AlexNet
 (torchvision's, classifier.4 -> Linear(4096, 1024), classifier.6 ->
 Linear(1024, 10), PyTorch's default initialisation, dropout 0.5), the same
 preprocessing (bilinear resize to size*8/7, centre crop, ImageNet mean and std:
-gen_parity.preprocess), cross-entropy, SGD with momentum, constant or cosine
+gen_parity.preprocess), cross-entropy (label-smoothed by --label-smoothing in
+training, as vktrain's; the test loss plain), SGD with momentum, constant or cosine
 learning rate with linear warm-up (train.LRAt's rule), a fresh permutation of
 the training set every epoch. It reads the official CIFAR-10 binary files and
 writes RUN_DIR/metrics.jsonl in vktrain's schema (train/metrics), so that
@@ -87,12 +88,16 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     ap.add_argument("--warmup-epochs", type=float, default=0.0)
+    ap.add_argument("--label-smoothing", type=float, default=0.0,
+                    help="training loss: nn.CrossEntropyLoss(label_smoothing=eps), eps in [0, 1)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--train-limit", type=int, default=0)
     ap.add_argument("--test-limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if not 0.0 <= args.label_smoothing < 1.0:
+        ap.error(f"--label-smoothing {args.label_smoothing}: must be in [0, 1)")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -116,7 +121,8 @@ def main():
                "momentum": args.momentum, "weight_decay": args.weight_decay, "seed": args.seed,
                "device": f"PyTorch {torch.__version__} CPU ({blas})", "classes": CLASSES, "train_images": len(y),
                "test_images": len(ty), "steps_per_epoch": steps, "log_every": args.log_every, "time": now(),
-               "extra": {"framework": "pytorch", "lr_schedule": args.lr_schedule, "warmup_epochs": str(args.warmup_epochs)}})
+               "extra": {"framework": "pytorch", "lr_schedule": args.lr_schedule, "warmup_epochs": str(args.warmup_epochs),
+                         "label_smoothing": str(args.label_smoothing)}})
         gen = torch.Generator().manual_seed(args.seed)
         step = 0
         for epoch in range(1, args.epochs + 1):
@@ -128,7 +134,7 @@ def main():
                 for g in opt.param_groups:
                     g["lr"] = lr_at(args, step, steps)
                 logits = model(preprocess(x[idx], resize, args.image_size))
-                loss = F.cross_entropy(logits, y[idx])
+                loss = F.cross_entropy(logits, y[idx], label_smoothing=args.label_smoothing)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -6,7 +6,8 @@ python3-torchvision (0.14):
 
     /usr/bin/python3 layers/ref/testdata/gen_fixtures.py [FILE.json ...]
 
-(naming files writes only those; the batch-norm fixture has its own seed.)
+(naming files writes only those; the batch-norm and smoothed cross-entropy
+fixtures have their own seeds.)
 
 It writes one JSON file per operator family next to this script. Each file
 is {"torch": version, "cases": [case, ...]} and each case is
@@ -116,15 +117,18 @@ def linear_case(gen, name, batch, nin, nout):
     }
 
 
-def ce_case(name, logits, labels):
+def ce_case(name, logits, labels, smoothing=0.0):
     logits = logits.clone().requires_grad_()
-    loss = F.cross_entropy(logits, labels)
+    loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
     loss.backward()
     pred = logits.detach().argmax(dim=1)
+    params = {"Batch": logits.shape[0], "Classes": logits.shape[1],
+              "Loss": float("%.15g" % loss.item()), "Correct": int((pred == labels).sum())}
+    if smoothing:
+        params["LabelSmoothing"] = smoothing
     return {
         "name": name,
-        "params": {"Batch": logits.shape[0], "Classes": logits.shape[1],
-                   "Loss": float("%.15g" % loss.item()), "Correct": int((pred == labels).sum())},
+        "params": params,
         "tensors": {"logits": tensor(logits, True), "labels": tensor(labels),
                     "dlogits": tensor(logits.grad), "predicted": tensor(pred)},
     }
@@ -217,10 +221,24 @@ def batchnorm_cases():
             batchnorm_case(gen, "eval_3x2x4x5", 3, 2, 4, 5, 0.1, 1e-5, False)]
 
 
+def ce_smoothed_cases():
+    """nn.CrossEntropyLoss(label_smoothing=eps), mean reduction: odd shapes."""
+    gen = torch.Generator().manual_seed(20261202)
+    big = torch.tensor([[1000.0, -1000.0, 999.5, 0.0, 3.0],
+                        [30.0, 30.0, -30.0, 1e4, 0.0],
+                        [2.5, 2.5, 2.5, 2.5, 2.5]])
+    return [
+        ce_case("eps0.1_3x7", dyadic(gen, 3, 7, scale=4.0), torch.randint(0, 7, (3,), generator=gen), 0.1),
+        ce_case("eps0.25_1x5", dyadic(gen, 1, 5, scale=4.0), torch.randint(0, 5, (1,), generator=gen), 0.25),
+        ce_case("eps0.05_7x11", dyadic(gen, 7, 11, scale=4.0), torch.randint(0, 11, (7,), generator=gen), 0.05),
+        ce_case("eps1_2x3", dyadic(gen, 2, 3, scale=4.0), torch.randint(0, 3, (2,), generator=gen), 1.0),
+        ce_case("eps0.1_large_logits_ties", big, torch.tensor([2, 1, 4]), 0.1)]
+
+
 def main():
     only = sys.argv[1:]  # file names to write; none: every file
     if only:
-        makers = {"batchnorm2d.json": batchnorm_cases}
+        makers = {"batchnorm2d.json": batchnorm_cases, "cross_entropy_smoothed.json": ce_smoothed_cases}
         for name in only:
             write(name, makers[name]())
         return
@@ -262,6 +280,7 @@ def main():
                                    preprocess_case(torch.randint(0, 256, (1, 3, 5, 7), generator=gen,
                                                                  dtype=torch.uint8), "5x7_to_9_crop6", 9, 6)])
     write("batchnorm2d.json", batchnorm_cases())
+    write("cross_entropy_smoothed.json", ce_smoothed_cases())
 
 
 if __name__ == "__main__":
