@@ -72,10 +72,13 @@ func TestSoftmaxCrossEntropyRejectsBadInput(t *testing.T) {
 }
 
 func TestSoftmaxCrossEntropyGolden(t *testing.T) {
-	for _, c := range loadFixture(t, "cross_entropy.json") {
+	// cross_entropy_smoothed.json: torch's label_smoothing=eps, its own cases
+	// (the LabelSmoothing parameter; 0 where absent).
+	cases := append(loadFixture(t, "cross_entropy.json"), loadFixture(t, "cross_entropy_smoothed.json")...)
+	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			batch, classes := c.int(t, "Batch"), c.int(t, "Classes")
-			loss, d, pred, correct, err := SoftmaxCrossEntropy(batch, classes, c.data(t, "logits"), c.int32s(t, "labels"))
+			batch, classes, eps := c.int(t, "Batch"), c.int(t, "Classes"), c.Params["LabelSmoothing"]
+			loss, d, pred, correct, err := SoftmaxCrossEntropySmoothed(batch, classes, c.data(t, "logits"), c.int32s(t, "labels"), eps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +90,7 @@ func TestSoftmaxCrossEntropyGolden(t *testing.T) {
 			if want := c.int(t, "Correct"); correct != want {
 				t.Errorf("correct %d, want %d", correct, want)
 			}
-			t.Logf("worst rel err vs torch %.2g (tol %.0g)", worst, goldenTol)
+			t.Logf("eps %v: worst rel err vs torch %.2g (tol %.0g)", eps, worst, goldenTol)
 		})
 	}
 }
@@ -160,29 +163,5 @@ func TestSoftmaxCrossEntropySmoothedRejectsBadEps(t *testing.T) {
 		if _, _, _, _, err := SoftmaxCrossEntropySmoothed(1, 2, []float64{0, 0}, []int32{0}, eps); err == nil {
 			t.Errorf("label smoothing %v accepted", eps)
 		}
-	}
-}
-
-// TestSoftmaxCrossEntropySmoothedGolden compares with
-// torch.nn.functional.cross_entropy(logits, labels, label_smoothing=eps)
-// (testdata/cross_entropy_smoothed.json, from gen_fixtures.py).
-func TestSoftmaxCrossEntropySmoothedGolden(t *testing.T) {
-	for _, c := range loadFixture(t, "cross_entropy_smoothed.json") {
-		t.Run(c.Name, func(t *testing.T) {
-			batch, classes, eps := c.int(t, "Batch"), c.int(t, "Classes"), c.float(t, "LabelSmoothing")
-			loss, d, pred, correct, err := SoftmaxCrossEntropySmoothed(batch, classes, c.data(t, "logits"), c.int32s(t, "labels"), eps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			worst := compare(t, "loss", []float64{loss}, []float64{c.float(t, "Loss")}, goldenTol)
-			worst = max(worst, compare(t, "dlogits", d, c.data(t, "dlogits"), goldenTol))
-			if want := c.int32s(t, "predicted"); !slices.Equal(pred, want) {
-				t.Errorf("predicted %v, torch argmax %v", pred, want)
-			}
-			if want := c.int(t, "Correct"); correct != want {
-				t.Errorf("correct %d, want %d", correct, want)
-			}
-			t.Logf("eps %v: worst rel err vs torch %.2g (tol %.0g)", eps, worst, goldenTol)
-		})
 	}
 }
