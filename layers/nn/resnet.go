@@ -170,13 +170,7 @@ func (b *Block) ParamSpecs() []weights.Spec { return prefixSpecs(b.children) }
 
 // BufferSpecs lists the BatchNorms' buffers ("bn1.running_mean").
 func (b *Block) BufferSpecs() []weights.Spec {
-	var specs []weights.Spec
-	for _, s := range stateSpecs(b.children) {
-		if !s.param {
-			specs = append(specs, s.Spec)
-		}
-	}
-	return specs
+	return bufferSpecs(b.children)
 }
 
 // FLOPs sums the main path, the shortcut and the addition.
@@ -191,6 +185,17 @@ func (b *Block) FLOPs(in []int) int64 {
 		f += b.downsample.FLOPs(in)
 	}
 	return f + numel(cur)
+}
+
+// bufferSpecs lists the buffers among children's state_dict entries.
+func bufferSpecs(children []Named) []weights.Spec {
+	var specs []weights.Spec
+	for _, s := range stateSpecs(children) {
+		if !s.param {
+			specs = append(specs, s.Spec)
+		}
+	}
+	return specs
 }
 
 // stateSpec is one state_dict entry of a module tree, parameter or buffer.
@@ -280,13 +285,7 @@ func (m *Model) StateSpecs() []weights.Spec {
 // Buffers returns the names and shapes of the model's buffers (none for
 // AlexNet), in state_dict order.
 func (m *Model) Buffers() []weights.Spec {
-	var specs []weights.Spec
-	for _, s := range stateSpecs(m.children) {
-		if !s.param {
-			specs = append(specs, s.Spec)
-		}
-	}
-	return specs
+	return bufferSpecs(m.children)
 }
 
 // Recognize names the torchvision model whose state_dict sd is, by its entry
