@@ -46,6 +46,11 @@ type NetworkConfig struct {
 	// always reports the plain cross-entropy (as a PyTorch script evaluating
 	// with F.cross_entropy), so test losses compare across recipes. 0: none.
 	LabelSmoothing float64
+	// FrozenBatchNorm runs the BatchNorm layers of the training step as in
+	// eval mode (PyTorch's model.eval() while training, or frozen BatchNorm
+	// for fine-tuning): they normalise by their running statistics and do
+	// not update them; their weight and bias still train unless frozen.
+	FrozenBatchNorm bool
 }
 
 // ParamGroup is a set of parameters, those whose names start with Prefix
@@ -121,6 +126,19 @@ type Network struct {
 	owned   []*Tensor // activations and gradients to free
 	classes int
 
+	// Laying out (build): which parameters train, how many ops read each
+	// activation, which activations need a gradient, the largest convolution
+	// scratch, the dropout layers so far, temporaries by shape.
+	trainable  map[string]bool
+	uses       map[*Tensor]int
+	needsGrad  map[*Tensor]bool
+	scratchLen int
+	drops      int
+	temps      map[string]*Tensor
+	// buffers are the state_dict entries that are not parameters
+	// (BatchNorm's running statistics), in state_dict order.
+	buffers []*netBuffer
+
 	slots   [2]*slot
 	next    int   // the slot the next submission uses
 	pending []int // submitted slots in order
@@ -140,28 +158,50 @@ type slot struct {
 	labelW  []uint32
 }
 
-// netOp is one layer of the forward pass on the device.
+// netOp is one operation of the forward pass on the device: a layer, or a
+// residual block's sum. The ops run in order; each reads activations made by
+// ops before it (x, and x2 for a sum), so the model is a graph whose
+// activations may feed several ops.
 type netOp struct {
 	layer   nn.Layer
 	conv    *Conv2D
 	lin     *Linear
+	bn      *netBN
+	add     bool // a residual sum, y = x + x2 (relu(x + x2) with relu)
 	pool    Pool2D
-	relu    bool // a ReLU fused into this conv or linear (the next layer is that ReLU)
-	skip    bool // a ReLU fused into the previous layer
+	relu    bool // a ReLU fused into this conv, linear or sum (the next layer is that ReLU)
+	skip    bool // a ReLU fused into the previous op
 	dropout float32
 	dropIdx int // index of its StepState in a slot's states
 
-	x, y    *Tensor // input and output activations (CNHW for maps, N x F after the flatten)
-	argmax  *Tensor
-	dy      *Tensor // gradient of y (allocated where the backward pass reaches)
-	planes  int
-	inH     int
-	inW     int
-	outH    int
-	outW    int
-	trains  bool      // has trainable parameters
-	needsDx bool      // a trainable layer lies before it: pass the gradient on
-	fused   *netParam // the weight its backward pass steps (LinearBackwardUpdate); nil: the SGD pass does
+	x, y   *Tensor // input and output activations (CNHW for maps, N x F after the flatten)
+	x2     *Tensor // a sum's second operand (the block's shortcut)
+	argmax *Tensor
+	planes int
+	inH    int
+	inW    int
+	outH   int
+	outW   int
+	trains bool      // has trainable parameters
+	fused  *netParam // the weight its backward pass steps (LinearBackwardUpdate); nil: the SGD pass does
+	// The backward pass (planBackward): dy is the gradient of y (nil where
+	// the backward pass does not reach), dx where the op writes the gradient
+	// of x (nil: not needed), dsum a sum-with-ReLU's gradient of the sum
+	// (which is that of both operands); pre runs before the op's backward
+	// kernels, accum after them: the sums of gradients of activations that
+	// feed several ops.
+	dy, dx, dsum *Tensor
+	pre, accum   []gradSum
+}
+
+// netBuffer is a state_dict entry that is not a parameter: a BatchNorm's
+// running mean or variance on the device, or its num_batches_tracked (kept
+// on the host).
+type netBuffer struct {
+	name    string
+	shape   []int
+	value   *Tensor // nil for num_batches_tracked
+	tracked *int64  // num_batches_tracked
 }
 
 // netParam is one parameter with its gradient and momentum.
@@ -217,106 +257,28 @@ func (n *Network) alloc(name string, shape ...int) (*Tensor, error) {
 }
 
 func (n *Network) build() error {
-	crop, batch := n.cfg.Input.Crop, n.cfg.Batch
+	crop := n.cfg.Input.Crop
 	layers, err := n.model.Layers(3, crop, crop)
 	if err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	trainable := map[string]bool{}
+	n.trainable, n.uses, n.needsGrad = map[string]bool{}, map[*Tensor]int{}, map[*Tensor]bool{}
+	n.temps = map[string]*Tensor{}
 	for _, p := range n.model.Params() {
-		trainable[p.Path] = trainable[p.Path] || p.Trainable
+		n.trainable[p.Name] = p.Trainable
 	}
-	if n.input, err = n.alloc("input", 3, batch, crop, crop); err != nil {
+	if n.input, err = n.alloc("input", 3, n.cfg.Batch, crop, crop); err != nil {
 		return err
 	}
-	cur := n.input
-	scratchLen, drops, seenTrainable := 0, 0, false
+	leaves := make([]leaf, len(layers))
 	for i, l := range layers {
-		op := &netOp{layer: l, x: cur}
-		if i > 0 && layers[i-1].Module != nil {
-			if prev := n.ops[i-1]; prev.relu {
-				if _, ok := l.Module.(*nn.ReLU); ok {
-					op.skip, op.y = true, cur
-					n.ops = append(n.ops, op)
-					continue
-				}
-			}
-		}
-		nextReLU := false
-		if i+1 < len(layers) {
-			_, nextReLU = layers[i+1].Module.(*nn.ReLU)
-		}
-		op.needsDx = seenTrainable
-		switch m := l.Module.(type) {
-		case *nn.Conv2d:
-			if m.Groups > 1 || m.Dilation != [2]int{1, 1} || m.Stride[0] != m.Stride[1] || m.Padding[0] != m.Padding[1] || !m.Bias {
-				return fmt.Errorf("network: %s %s: only square stride and padding, no groups or dilation, with bias", l.Path, m)
-			}
-			op.relu = nextReLU
-			if op.conv, err = n.rt.NewConv2D(l.Path, m.InChannels, m.OutChannels, m.KernelSize[0], m.KernelSize[1], m.Stride[0], m.Padding[0], op.relu); err != nil {
-				return err
-			}
-			n.freed = append(n.freed, op.conv)
-			op.conv.SetAlgo(op.conv.ChooseAlgo(n.cfg.ConvAlgo))
-			if choice, ok := n.cfg.ConvChoices[l.Path]; ok {
-				for pass, a := range choice {
-					if !op.conv.AlgoApplies(a) {
-						return fmt.Errorf("network: %s %s: %s does not apply to its %s pass", l.Path, m, a, ConvPass(pass))
-					}
-				}
-				op.conv.Algo = choice
-			}
-			op.inH, op.inW, op.outH, op.outW = l.In[1], l.In[2], l.Out[1], l.Out[2]
-			op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2])
-			scratchLen = max(scratchLen, op.conv.AnyAlgoScratchLen(batch, op.inH, op.inW))
-			op.trains = trainable[l.Path]
-			n.addParam(l.Path+".weight", op.conv.Weight, op.conv.WeightGrad, op.trains)
-			n.addParam(l.Path+".bias", op.conv.Bias, op.conv.BiasGrad, op.trains)
-		case *nn.Linear:
-			op.relu = nextReLU
-			if op.lin, err = n.rt.NewLinear(l.Path, m.InFeatures, m.OutFeatures, m.Bias, op.relu); err != nil {
-				return err
-			}
-			n.freed = append(n.freed, op.lin)
-			op.y, err = n.alloc(l.Path+".out", batch, m.OutFeatures)
-			op.trains = trainable[l.Path]
-			n.addParam(l.Path+".weight", op.lin.Weight, op.lin.WeightGrad, op.trains)
-			if m.Bias {
-				n.addParam(l.Path+".bias", op.lin.Bias, op.lin.BiasGrad, op.trains)
-			}
-		case *nn.ReLU:
-			op.y, err = n.alloc(l.Path+".out", cur.Shape...)
-		case *nn.MaxPool2d:
-			if m.CeilMode || m.Dilation != 1 {
-				return fmt.Errorf("network: %s %s: ceil_mode and dilation are not supported", l.Path, m)
-			}
-			op.pool = Pool2D{KH: m.KernelSize, KW: m.KernelSize, StrideH: m.Stride, StrideW: m.Stride, PadH: m.Padding, PadW: m.Padding}
-			op.planes, op.inH, op.inW, op.outH, op.outW = l.In[0]*batch, l.In[1], l.In[2], l.Out[1], l.Out[2]
-			if op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2]); err == nil {
-				op.argmax, err = n.alloc(l.Path+".argmax", l.Out[0], batch, l.Out[1], l.Out[2])
-			}
-		case *nn.AdaptiveAvgPool2d:
-			op.planes, op.inH, op.inW, op.outH, op.outW = l.In[0]*batch, l.In[1], l.In[2], l.Out[1], l.Out[2]
-			op.y, err = n.alloc(l.Path+".out", l.Out[0], batch, l.Out[1], l.Out[2])
-		case *nn.Dropout:
-			op.dropout, op.dropIdx = float32(m.P), 1+drops
-			drops++
-			op.y, err = n.alloc(l.Path+".out", cur.Shape...)
-		case nil: // the flatten: C x N x H x W -> N x (C*H*W)
-			var t *Tensor
-			if t, err = n.alloc("flatten.out", batch, cur.Shape[0], cur.Shape[2], cur.Shape[3]); err == nil {
-				op.y, err = t.Reshape(batch, l.Out[0])
-			}
-		default:
-			return fmt.Errorf("network: %s: layer type %s is not supported", l.Path, l.Module.Type())
-		}
-		if err != nil {
-			return err
-		}
-		seenTrainable = seenTrainable || op.trains
-		n.ops = append(n.ops, op)
-		cur = op.y
+		leaves[i] = leaf{path: l.Path, mod: l.Module, in: l.In, out: l.Out}
 	}
+	cur, err := n.addChain(leaves, n.input)
+	if err != nil {
+		return err
+	}
+	batch := n.cfg.Batch
 	if len(cur.Shape) != 2 || cur.Shape[0] != batch {
 		return fmt.Errorf("network: the model's output %v is not batch x classes", cur.Shape)
 	}
@@ -324,8 +286,8 @@ func (n *Network) build() error {
 	if n.dlogits, err = n.alloc("logits.grad", batch, n.classes); err != nil {
 		return err
 	}
-	if scratchLen > 0 {
-		if n.scratch, err = n.alloc("conv.scratch", scratchLen); err != nil {
+	if n.scratchLen > 0 {
+		if n.scratch, err = n.alloc("conv.scratch", n.scratchLen); err != nil {
 			return err
 		}
 	}
@@ -344,7 +306,7 @@ func (n *Network) build() error {
 		}
 	}
 	for i := range n.slots {
-		if n.slots[i], err = n.newSlot(i, drops); err != nil {
+		if n.slots[i], err = n.newSlot(i, n.drops); err != nil {
 			return err
 		}
 	}
@@ -366,19 +328,10 @@ func (n *Network) addParam(name string, value, grad *Tensor, trainable bool) {
 // allocBackward allocates the gradients of activations the backward pass
 // reaches and the momentum of trainable parameters.
 func (n *Network) allocBackward() error {
-	var err error
-	for _, op := range n.ops {
-		if op.skip || (!op.trains && !op.needsDx) {
-			continue
-		}
-		if op.y == n.logits {
-			op.dy = n.dlogits
-			continue
-		}
-		if op.dy, err = n.alloc(op.layer.Path+".grad", op.y.Shape...); err != nil {
-			return err
-		}
+	if err := n.planBackward(); err != nil {
+		return err
 	}
+	var err error
 	for _, p := range n.params {
 		if p.trainable && (n.cfg.SGD.Momentum != 0 || n.cfg.Adam != nil) {
 			if p.momentum, err = n.alloc(p.name+".momentum", p.shape...); err != nil {
@@ -475,6 +428,20 @@ func (n *Network) forward(s *vk.Stream, sl *slot, op *netOp, train bool) error {
 		return rt.Conv2DForward(s, op.conv, op.x, op.y, n.scratch)
 	case op.lin != nil:
 		return rt.LinearForward(s, op.lin, batch, op.x, op.y)
+	case op.add:
+		return rt.ResidualAdd(s, op.x, op.x2, op.y, op.relu)
+	case op.bn != nil:
+		bn := op.bn
+		var err error
+		if train && !n.cfg.FrozenBatchNorm {
+			err = rt.BatchNormStats(s, bn.b, op.x, bn.stats, bn.runMean, bn.runVar)
+		} else {
+			err = rt.BatchNormEvalStats(s, bn.b, bn.stats, bn.runMean, bn.runVar)
+		}
+		if err != nil {
+			return err
+		}
+		return rt.BatchNormForward(s, bn.b, op.x, bn.stats, bn.gamma, bn.beta, op.y)
 	case op.argmax != nil:
 		return rt.MaxPool2DForward(s, op.pool, op.planes, op.inH, op.inW, op.x, op.y, op.argmax)
 	case op.layer.Module == nil:
@@ -555,6 +522,13 @@ func (n *Network) Submit(kind StepKind, b Batch) (*Result, error) {
 	}
 	if kind == TrainStep {
 		n.optSteps++
+		if !n.cfg.FrozenBatchNorm {
+			for _, b := range n.buffers {
+				if b.tracked != nil {
+					*b.tracked++
+				}
+			}
+		}
 	}
 	n.pending = append(n.pending, n.next)
 	n.next = 1 - n.next
@@ -638,11 +612,16 @@ func (n *Network) ParamSpecs() []weights.Spec {
 	return out
 }
 
-// LoadParams uploads parameters by name with shape checks. With strict, missing
-// and unexpected names are an error; otherwise parameters the file lacks keep
-// their values and extra tensors are ignored (returned for reporting).
-func (n *Network) LoadParams(sd *weights.StateDict, strict bool) (missing, unexpected []string, err error) {
-	missing, unexpected, err = sd.Check(n.ParamSpecs(), strict)
+// StateSpecs lists the network's state_dict entries, parameters and buffers
+// (BatchNorm's running statistics), in PyTorch's order with their shapes.
+func (n *Network) StateSpecs() []weights.Spec { return n.model.StateSpecs() }
+
+// LoadState uploads parameters and buffers by name with shape checks (a
+// state_dict, such as torchvision's .pth files hold). With strict, missing and
+// unexpected names are an error; otherwise entries the file lacks keep their
+// values and extra tensors are ignored (returned for reporting).
+func (n *Network) LoadState(sd *weights.StateDict, strict bool) (missing, unexpected []string, err error) {
+	missing, unexpected, err = sd.Check(n.StateSpecs(), strict)
 	if err != nil {
 		return missing, unexpected, err
 	}
@@ -655,7 +634,58 @@ func (n *Network) LoadParams(sd *weights.StateDict, strict bool) (missing, unexp
 			return missing, unexpected, fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
+	for _, b := range n.buffers {
+		t, ok := sd.Get(b.name)
+		if !ok {
+			continue
+		}
+		if b.tracked != nil {
+			v := float64(t.Data[0])
+			if !(v >= 0 && v == math.Trunc(v)) {
+				return missing, unexpected, fmt.Errorf("%s: %s is %v, want a count", sd.Path, b.name, v)
+			}
+			*b.tracked = int64(v)
+			continue
+		}
+		if err := b.value.Upload(t.Data); err != nil {
+			return missing, unexpected, fmt.Errorf("%s: %w", b.name, err)
+		}
+	}
 	return missing, unexpected, nil
+}
+
+// StateDict downloads the parameters and buffers in state_dict order (what
+// torch.save(model.state_dict()) would write; num_batches_tracked as a
+// float32 scalar).
+func (n *Network) StateDict() (*weights.StateDict, error) {
+	params, err := n.Params()
+	if err != nil {
+		return nil, err
+	}
+	if len(n.buffers) == 0 {
+		return params, nil
+	}
+	bufs := map[string]*weights.Tensor{}
+	for _, b := range n.buffers {
+		t := &weights.Tensor{Shape: append([]int{}, b.shape...)}
+		if b.tracked != nil {
+			t.Data = []float32{float32(*b.tracked)}
+		} else if t.Data, err = b.value.Download(); err != nil {
+			return nil, err
+		}
+		bufs[b.name] = t
+	}
+	sd := &weights.StateDict{}
+	for _, spec := range n.StateSpecs() {
+		t, ok := params.Get(spec.Name)
+		if !ok {
+			t = bufs[spec.Name]
+		}
+		if err := sd.Add(spec.Name, t); err != nil {
+			return nil, err
+		}
+	}
+	return sd, nil
 }
 
 // LoadMomentum uploads the optimizer's momentum buffers (SGD) or first moments
@@ -726,7 +756,8 @@ func (n *Network) setFirstStep(first bool) error {
 	return nil
 }
 
-// Params downloads the parameters (state_dict names and order).
+// Params downloads the parameters (state_dict names and order; StateDict
+// adds the buffers).
 func (n *Network) Params() (*weights.StateDict, error) {
 	return n.download(func(p *netParam) *Tensor { return p.value })
 }

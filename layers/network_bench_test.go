@@ -61,7 +61,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			defer net.Close()
 			params, err := modifiedAlexNet(b).InitStateDict(1)
 			must(b, err)
-			if _, _, err := net.LoadParams(params, true); err != nil {
+			if _, _, err := net.LoadState(params, true); err != nil {
 				b.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(1, 2))

@@ -124,14 +124,9 @@ func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 		if op.skip || op.dy == nil {
 			continue
 		}
-		var dx *Tensor
-		if op.needsDx {
-			dx = n.ops[i-1].dy
-			for j := i - 1; dx == nil && j >= 0; j-- {
-				dx = n.ops[j].dy
-			}
-		}
-		parts = append(parts, n.backwardParts(sl, op, dx)...)
+		parts = append(parts, n.sumParts(op, op.pre)...)
+		parts = append(parts, n.backwardParts(sl, op, op.dx)...)
+		parts = append(parts, n.sumParts(op, op.accum)...)
 	}
 	var elems int
 	var sgdParams []*netParam
@@ -192,6 +187,15 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 		p.Type, p.GEMMLike, p.Variant = "Linear", true, true
 		p.Traffic = 4 * float64(op.x.Len()+op.lin.Weight.Len()+op.y.Len())
 		p.FLOPs = 2 * float64(batch) * float64(op.lin.In) * float64(op.lin.Out)
+	case op.add:
+		p.Type, p.Shape = "Add", shapeText(op.y.Shape)
+		if op.relu {
+			p.Type = "Add+ReLU"
+		}
+		p.Bytes = 12 * float64(op.y.Len())
+	case op.bn != nil:
+		p.Type = "BatchNorm2d"
+		p.Bytes = 4 * float64(3*op.x.Len()+op.y.Len()) // two statistics passes over x, then x read and y written
 	case op.argmax != nil:
 		p.Type = "MaxPool2d"
 		p.Bytes = 4*float64(op.x.Len()) + 8*float64(op.y.Len())
@@ -205,7 +209,19 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 	return p
 }
 
-// backwardParts splits n.backward(op) into its passes, in the same order.
+// sumParts records gradient sums (a gradient used twice) as parts of op's
+// backward pass.
+func (n *Network) sumParts(op *netOp, sums []gradSum) []StepPart {
+	var out []StepPart
+	for _, g := range sums {
+		out = append(out, StepPart{Layer: op.layer.Path, Type: "Add", Pass: "backward-accumulate", Shape: shapeText(g.out.Shape),
+			Bytes: 12 * float64(g.out.Len()), InStep: true,
+			Record: func(s *vk.Stream) error { return n.rt.ResidualAdd(s, g.a, g.b, g.out, false) }})
+	}
+	return out
+}
+
+// backwardParts splits op's backward pass into its passes, in order.
 func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 	rt, batch := n.rt, n.cfg.Batch
 	var out []StepPart
@@ -224,12 +240,26 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 		out = append(out, p)
 	}
 	switch {
+	case op.add:
+		if op.relu {
+			memory("backward-relu", 12*float64(op.y.Len()), func(s *vk.Stream) error { return rt.ReLUBackward(s, op.y, op.dy, op.dsum) })
+		}
+	case op.bn != nil:
+		bn := op.bn
+		p := n.opPart(op, "backward")
+		p.InStep, p.Bytes = true, 4*float64(3*op.x.Len()+2*op.dy.Len())
+		p.Record = func(s *vk.Stream) error {
+			return rt.BatchNormBackward(s, bn.b, !n.cfg.FrozenBatchNorm, op.x, op.dy, bn.stats, bn.gamma, bn.dgamma, bn.dbeta, dx)
+		}
+		out = append(out, p)
 	case op.conv != nil:
 		c := op.conv
-		if op.trains {
+		if op.trains && (c.Bias != nil || c.ReLU) {
 			memory("backward-bias", 12*float64(op.y.Len()), func(s *vk.Stream) error {
 				return rt.Conv2DBackwardBias(s, c, op.y, op.dy, false)
 			})
+		}
+		if op.trains {
 			add("backward-weights", 0, func(s *vk.Stream) error {
 				return rt.Conv2DBackwardWeights(s, c, op.x, op.dy, n.scratch, false)
 			})

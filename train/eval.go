@@ -147,7 +147,7 @@ func OpenForEval(cfg Config, ck *Checkpoint, opts EvalOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := sess.net.LoadParams(ck.Params, true); err != nil {
+	if _, _, err := sess.net.LoadState(ck.Params, true); err != nil {
 		sess.close()
 		return nil, fmt.Errorf("checkpoint %s: %w", ck.Params.Path, err)
 	}

@@ -310,7 +310,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 	net := sess.net
 	var state State
 	if ck != nil {
-		if _, _, err := net.LoadParams(ck.Params, true); err != nil {
+		if _, _, err := net.LoadState(ck.Params, true); err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
 		if ck.State.SGDSteps > 0 {
@@ -333,7 +333,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, _, err := net.LoadParams(params, true); err != nil {
+		if _, _, err := net.LoadState(params, true); err != nil {
 			return nil, err
 		}
 		state = State{Seed: cfg.Seed, ModelName: "alexnet"}

@@ -32,7 +32,7 @@ func (b *bencher) newNetwork(batch int, train bool, sd *weights.StateDict) (*lay
 	if err != nil {
 		return nil, fmt.Errorf("bench: batch %d: %w", batch, err)
 	}
-	if _, _, err := net.LoadParams(sd, true); err != nil {
+	if _, _, err := net.LoadState(sd, true); err != nil {
 		net.Close()
 		return nil, fmt.Errorf("bench: loading parameters: %w", err)
 	}

@@ -124,6 +124,44 @@ func (b *Block) addDownsample(in, out, stride int) {
 	b.children = append(b.children, Named{"downsample", b.downsample})
 }
 
+// MainPath returns the leaves of the block's main path in the order they
+// run, named as in the block ("conv1", "bn1", "relu", "conv2", "bn2" for a
+// BasicBlock): a ReLU after each BatchNorm but the last, whose output the
+// block adds to the shortcut's before its final ReLU.
+func (b *Block) MainPath() []Named {
+	byModule := map[Module]string{}
+	for _, c := range b.children {
+		byModule[c.Module] = c.Name
+	}
+	relu := Named{Name: "relu"}
+	for _, c := range b.children {
+		if c.Name == "relu" {
+			relu.Module = c.Module
+		}
+	}
+	var out []Named
+	for i, m := range b.main {
+		out = append(out, Named{Name: byModule[m], Module: m})
+		if _, isBN := m.(*BatchNorm2d); isBN && i < len(b.main)-1 {
+			out = append(out, relu)
+		}
+	}
+	return out
+}
+
+// Shortcut returns the Downsample's leaves named as in the block
+// ("downsample.0", "downsample.1"), or nil where the shortcut is x itself.
+func (b *Block) Shortcut() []Named {
+	if b.downsample == nil {
+		return nil
+	}
+	var out []Named
+	for _, c := range b.downsample.children() {
+		out = append(out, Named{Name: "downsample." + c.Name, Module: c.Module})
+	}
+	return out
+}
+
 // Type returns "BasicBlock" or "Bottleneck".
 func (b *Block) Type() string { return b.kind }
 
@@ -241,21 +279,43 @@ func stateSpecs(children []Named) []stateSpec {
 // conv1 (7x7 stride 2, no bias), bn1, relu, maxpool (3x3 stride 2 padding 1),
 // layer1-4 of two BasicBlocks each (64, 128, 256, 512 wide, the last three
 // starting at stride 2), avgpool AdaptiveAvgPool2d((1, 1)), then flatten, fc.
-func ResNet18(numClasses int) *Model { return resnet(NewBasicBlock, 1, [4]int{2, 2, 2, 2}, numClasses) }
+func ResNet18(numClasses int) *Model {
+	return NewResNet(ResNetConfig{Blocks: [4]int{2, 2, 2, 2}, Width: 64, Classes: numClasses})
+}
 
 // ResNet50 returns torchvision.models.resnet50(num_classes=numClasses):
 // Bottleneck blocks, 3, 4, 6 and 3 per stage, fc from 2048 features.
-func ResNet50(numClasses int) *Model { return resnet(NewBottleneck, 4, [4]int{3, 4, 6, 3}, numClasses) }
+func ResNet50(numClasses int) *Model {
+	return NewResNet(ResNetConfig{Blocks: [4]int{3, 4, 6, 3}, Bottleneck: true, Width: 64, Classes: numClasses})
+}
 
-func resnet(block func(in, planes, stride int) *Block, expansion int, blocks [4]int, numClasses int) *Model {
+// ResNetConfig describes a member of torchvision's ResNet family.
+type ResNetConfig struct {
+	Blocks     [4]int // blocks per stage: {2, 2, 2, 2} for ResNet-18
+	Bottleneck bool   // Bottleneck blocks (ResNet-50 and up) instead of BasicBlocks
+	// Width is the stem's output channels and the first stage's planes (64 in
+	// torchvision; the stages double it). Tests use narrow ResNets.
+	Width   int
+	Classes int // fc's outputs
+}
+
+// NewResNet returns the ResNet c describes, with torchvision's structure and
+// state_dict names (torchvision.models.resnet.ResNet with c.Width in place
+// of 64).
+func NewResNet(c ResNetConfig) *Model {
+	block, expansion := NewBasicBlock, 1
+	if c.Bottleneck {
+		block, expansion = NewBottleneck, 4
+	}
+	w := c.Width
 	pool := NewMaxPool2d(3, 2)
 	pool.Padding = 1
 	children := []Named{
-		{"conv1", conv(3, 64, 7, 2, 3)}, {"bn1", NewBatchNorm2d(64)}, {"relu", NewReLU(true)}, {"maxpool", pool},
+		{"conv1", conv(3, w, 7, 2, 3)}, {"bn1", NewBatchNorm2d(w)}, {"relu", NewReLU(true)}, {"maxpool", pool},
 	}
-	in := 64
-	for i, n := range blocks {
-		planes := 64 << i
+	in := w
+	for i, n := range c.Blocks {
+		planes := w << i
 		stride := 2
 		if i == 0 {
 			stride = 1
@@ -267,7 +327,7 @@ func resnet(block func(in, planes, stride int) *Block, expansion int, blocks [4]
 		}
 		children = append(children, Named{fmt.Sprintf("layer%d", i+1), NewSequential(mods...)})
 	}
-	children = append(children, Named{"avgpool", NewAdaptiveAvgPool2d(1, 1)}, Named{"fc", NewLinear(in, numClasses)})
+	children = append(children, Named{"avgpool", NewAdaptiveAvgPool2d(1, 1)}, Named{"fc", NewLinear(in, c.Classes)})
 	return &Model{name: "ResNet", children: children, flattenBefore: "fc", input: []int{3, 224, 224}, frozen: map[string]bool{}}
 }
 

@@ -108,3 +108,21 @@ func DropoutBackward(dy []float64, mask []bool, p float64) ([]float64, error) {
 	}
 	return dx, nil
 }
+
+// ResidualAdd returns a + b elementwise, or relu(a + b) with relu (a residual
+// block's sum and final ReLU). Its backward passes the gradient of the sum,
+// the output gradient masked where the output is not positive with relu
+// (ReLUBackward), to both operands unchanged.
+func ResidualAdd(a, b []float64, relu bool) ([]float64, error) {
+	if err := checkLen("residual add b", len(b), len(a)); err != nil {
+		return nil, err
+	}
+	s := make([]float64, len(a))
+	for i := range a {
+		s[i] = a[i] + b[i]
+	}
+	if relu {
+		return ReLUForward(s), nil
+	}
+	return s, nil
+}

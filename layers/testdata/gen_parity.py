@@ -19,6 +19,17 @@ file is the same: the seed draws the model and the records alike).
 0.0002 and the rest at 0.001, into <name>_groups_io.pth.
 --label-smoothing: SGD as by default, the loss
 nn.CrossEntropyLoss(label_smoothing=0.1), into <name>_smooth_io.pth.
+--resnet: narrow ResNets instead (torchvision's ResNet class and blocks, 4
+channels wide at the stem, 64x64 input): parity_resnet_* (BasicBlocks, stages
+of 2, 1, 1, 1 blocks) and parity_bottleneck_* (Bottlenecks, 1 per stage), their
+BatchNorm weights, biases and running statistics drawn at random (not 1, 0, 0,
+1) so that every term of the normalisation shows; two steps in float64 of SGD
+in training mode (_io.pth), SGD with the model in eval mode (_eval_io.pth:
+running statistics normalise and stay) and AdamW in training mode
+(_adamw_io.pth, BasicBlocks only). "after." holds the whole state_dict after
+the steps, buffers included.
+--resnet18: torchvision's ResNet-18 (fc -> Linear(512, 10)) at 224, batch 2,
+SGD and AdamW in training mode and SGD in eval mode, into $PARITY_DIR.
 """
 import os
 import sys
@@ -52,6 +63,96 @@ def full_alexnet():
     return m
 
 
+def narrow_resnet(block, layers):
+    from torchvision.models.resnet import ResNet
+    nn = torch.nn
+    width = 4
+    m = ResNet(block, layers, num_classes=10)
+    m.inplanes = width
+    m.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+    m.bn1 = nn.BatchNorm2d(width)
+    m.layer1 = m._make_layer(block, width, layers[0])
+    m.layer2 = m._make_layer(block, 2 * width, layers[1], stride=2)
+    m.layer3 = m._make_layer(block, 4 * width, layers[2], stride=2)
+    m.layer4 = m._make_layer(block, 8 * width, layers[3], stride=2)
+    m.fc = nn.Linear(8 * width * block.expansion, 10)
+    randomize_batchnorm(m)
+    return m
+
+
+def resnet18():
+    m = torchvision.models.resnet18(num_classes=1000)
+    m.fc = torch.nn.Linear(512, 10)
+    randomize_batchnorm(m)
+    return m
+
+
+def randomize_batchnorm(m):
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+                mod.running_mean.uniform_(-0.3, 0.3)
+                mod.running_var.uniform_(0.5, 2.0)
+
+
+def run_steps(model, opt, batch, resize, crop, double, smoothing=0.0):
+    io = {}
+    for step in range(2):
+        records = torch.randint(0, 256, (batch, 3 * 32 * 32), dtype=torch.uint8)
+        labels = torch.randint(0, 10, (batch,))
+        x = preprocess(records, resize, crop, double=double)
+        opt.zero_grad()
+        logits = model(x)
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        loss.backward()
+        opt.step()
+        io[f"step{step}.records"] = records
+        io[f"step{step}.labels"] = labels
+        io[f"step{step}.logits"] = logits.detach().float()
+        io[f"step{step}.loss"] = loss.detach().reshape(1).float()
+    for k, p in model.named_parameters():
+        io["grad." + k] = p.grad.detach().float().clone()
+    for k, v in model.state_dict().items():
+        io["after." + k] = v.detach().float().clone()
+    return io
+
+
+def resnet_fixtures(full):
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+    if full:
+        out = os.environ.get("PARITY_DIR", "/tmp/vktrain-parity")
+        cases = [("parity_resnet18", resnet18, True)]
+        batch, resize, crop = 2, 256, 224
+    else:
+        out = os.path.dirname(os.path.abspath(__file__))
+        cases = [("parity_resnet", lambda: narrow_resnet(BasicBlock, [2, 1, 1, 1]), True),
+                 ("parity_bottleneck", lambda: narrow_resnet(Bottleneck, [1, 1, 1, 1]), False)]
+        batch, resize, crop = 4, 64, 64
+    os.makedirs(out, exist_ok=True)
+    for name, make, with_adamw in cases:
+        torch.manual_seed(20261202)
+        model = make()
+        torch.save(model.state_dict(), os.path.join(out, name + "_weights.pth"))
+        variants = [("_io.pth", "sgd", True), ("_eval_io.pth", "sgd", False)]
+        if with_adamw:
+            variants.append(("_adamw_io.pth", "adamw", True))
+        for suffix, optim, train_mode in variants:
+            torch.manual_seed(7)  # the same records and labels for every variant
+            m = make()
+            m.load_state_dict(torch.load(os.path.join(out, name + "_weights.pth")))
+            m = m.double()
+            if optim == "adamw":
+                opt = torch.optim.AdamW(m.parameters(), lr=0.001, weight_decay=0.01)
+            else:
+                opt = torch.optim.SGD(m.parameters(), lr=0.001, momentum=0.9)
+            m.train(train_mode)
+            io = run_steps(m, opt, batch, resize, crop, double=True)
+            torch.save(io, os.path.join(out, name + suffix))
+            print("wrote", os.path.join(out, name + suffix), "with torch", torch.__version__)
+
+
 def preprocess(records, resize, crop, double=False):
     x = records.to(torch.float64).view(-1, 3, 32, 32)
     x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
@@ -62,6 +163,9 @@ def preprocess(records, resize, crop, double=False):
 
 
 def main():
+    if "--resnet" in sys.argv or "--resnet18" in sys.argv:
+        resnet_fixtures("--resnet18" in sys.argv)
+        return
     full = "--full" in sys.argv
     adamw = "--adamw" in sys.argv
     groups = "--groups" in sys.argv

@@ -1,0 +1,375 @@
+package layers
+
+import (
+	"fmt"
+
+	"vktrain/layers/nn"
+)
+
+// leaf is one leaf module to lay out, with its per-sample shapes.
+type leaf struct {
+	path    string
+	mod     nn.Module // nil: the flatten
+	in, out []int
+}
+
+// netBN is one BatchNorm2d on the device: its arithmetic, parameters and
+// gradients, running statistics and the statistics the step normalises by.
+type netBN struct {
+	b                          BatchNorm
+	gamma, beta, dgamma, dbeta *Tensor
+	stats                      *Tensor // mean and 1/sqrt(var + eps) per channel
+	runMean, runVar            *Tensor
+	tracked                    int64 // num_batches_tracked
+}
+
+// gradSum is out = a + b on gradients (out may be a or b).
+type gradSum struct{ a, b, out *Tensor }
+
+// gradPlan is what the backward pass has made of an activation's gradient so
+// far (planBackward): buf, written by a kernel, and pending, gradients that
+// ops passed on unchanged (a sum's), not yet added in.
+type gradPlan struct {
+	buf      *Tensor
+	pending  []*Tensor
+	resolved bool
+}
+
+// addChain lays out leaves in sequence from x and returns the last output.
+// A ReLU after a convolution, linear layer or residual sum is fused into it.
+func (n *Network) addChain(leaves []leaf, x *Tensor) (*Tensor, error) {
+	cur := x
+	for i, l := range leaves {
+		if _, isReLU := l.mod.(*nn.ReLU); isReLU && len(n.ops) > 0 {
+			if prev := n.ops[len(n.ops)-1]; prev.relu && prev.y == cur {
+				n.ops = append(n.ops, &netOp{layer: nn.Layer{Path: l.path, Module: l.mod, In: l.in, Out: l.out}, skip: true, x: cur, y: cur})
+				continue
+			}
+		}
+		var err error
+		if b, ok := l.mod.(*nn.Block); ok {
+			cur, err = n.addBlock(l, b, cur)
+		} else {
+			nextReLU := false
+			if i+1 < len(leaves) {
+				_, nextReLU = leaves[i+1].mod.(*nn.ReLU)
+			}
+			cur, err = n.addLeaf(l, cur, nextReLU)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return cur, nil
+}
+
+// addBlock lays out a residual block: its main path and shortcut from x,
+// then their sum with the block's final ReLU fused.
+func (n *Network) addBlock(l leaf, b *nn.Block, x *Tensor) (*Tensor, error) {
+	leaves := func(parts []nn.Named) ([]leaf, error) {
+		out := make([]leaf, len(parts))
+		cur := l.in
+		for i, p := range parts {
+			next, err := p.Module.OutShape(cur)
+			if err != nil {
+				return nil, fmt.Errorf("network: %s.%s: %w", l.path, p.Name, err)
+			}
+			out[i] = leaf{path: l.path + "." + p.Name, mod: p.Module, in: cur, out: next}
+			cur = next
+		}
+		return out, nil
+	}
+	main, err := leaves(b.MainPath())
+	if err != nil {
+		return nil, err
+	}
+	mainOut, err := n.addChain(main, x)
+	if err != nil {
+		return nil, err
+	}
+	short := x
+	if sc := b.Shortcut(); sc != nil {
+		scLeaves, err := leaves(sc)
+		if err != nil {
+			return nil, err
+		}
+		if short, err = n.addChain(scLeaves, x); err != nil {
+			return nil, err
+		}
+	}
+	op := &netOp{layer: nn.Layer{Path: l.path, Module: b, In: l.in, Out: l.out}, add: true, relu: true, x: mainOut, x2: short}
+	if op.y, err = n.alloc(l.path+".out", mainOut.Shape...); err != nil {
+		return nil, err
+	}
+	n.appendOp(op)
+	return op.y, nil
+}
+
+// appendOp adds op to the forward pass, counting its reads and whether its
+// output needs a gradient (it trains, or an input needs one).
+func (n *Network) appendOp(op *netOp) {
+	n.uses[op.x]++
+	needs := op.trains || n.needsGrad[op.x]
+	if op.x2 != nil {
+		n.uses[op.x2]++
+		needs = needs || n.needsGrad[op.x2]
+	}
+	n.needsGrad[op.y] = needs
+	n.ops = append(n.ops, op)
+}
+
+// addLeaf lays out one leaf module reading x (nextReLU: a ReLU follows, to
+// fuse into a convolution or linear layer) and returns its output.
+func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
+	batch := n.cfg.Batch
+	op := &netOp{layer: nn.Layer{Path: l.path, Module: l.mod, In: l.in, Out: l.out}, x: x}
+	var err error
+	switch m := l.mod.(type) {
+	case *nn.Conv2d:
+		if m.Groups > 1 || m.Dilation != [2]int{1, 1} || m.Stride[0] != m.Stride[1] || m.Padding[0] != m.Padding[1] {
+			return nil, fmt.Errorf("network: %s %s: only square stride and padding, no groups or dilation", l.path, m)
+		}
+		op.relu = nextReLU
+		if op.conv, err = n.rt.NewConv2D(l.path, m.InChannels, m.OutChannels, m.KernelSize[0], m.KernelSize[1], m.Stride[0], m.Padding[0], op.relu); err != nil {
+			return nil, err
+		}
+		n.freed = append(n.freed, op.conv)
+		if !m.Bias {
+			op.conv.DropBias()
+		}
+		op.conv.SetAlgo(op.conv.ChooseAlgo(n.cfg.ConvAlgo))
+		if choice, ok := n.cfg.ConvChoices[l.path]; ok {
+			for pass, a := range choice {
+				if !op.conv.AlgoApplies(a) {
+					return nil, fmt.Errorf("network: %s %s: %s does not apply to its %s pass", l.path, m, a, ConvPass(pass))
+				}
+			}
+			op.conv.Algo = choice
+		}
+		op.inH, op.inW, op.outH, op.outW = l.in[1], l.in[2], l.out[1], l.out[2]
+		op.y, err = n.alloc(l.path+".out", l.out[0], batch, l.out[1], l.out[2])
+		n.scratchLen = max(n.scratchLen, op.conv.AnyAlgoScratchLen(batch, op.inH, op.inW))
+		op.trains = n.trainable[l.path+".weight"]
+		n.addParam(l.path+".weight", op.conv.Weight, op.conv.WeightGrad, op.trains)
+		if m.Bias {
+			n.addParam(l.path+".bias", op.conv.Bias, op.conv.BiasGrad, op.trains)
+		}
+	case *nn.Linear:
+		op.relu = nextReLU
+		if op.lin, err = n.rt.NewLinear(l.path, m.InFeatures, m.OutFeatures, m.Bias, op.relu); err != nil {
+			return nil, err
+		}
+		n.freed = append(n.freed, op.lin)
+		op.y, err = n.alloc(l.path+".out", batch, m.OutFeatures)
+		op.trains = n.trainable[l.path+".weight"]
+		n.addParam(l.path+".weight", op.lin.Weight, op.lin.WeightGrad, op.trains)
+		if m.Bias {
+			n.addParam(l.path+".bias", op.lin.Bias, op.lin.BiasGrad, op.trains)
+		}
+	case *nn.BatchNorm2d:
+		if err := n.addBatchNorm(op, m); err != nil {
+			return nil, err
+		}
+	case *nn.ReLU:
+		op.y, err = n.alloc(l.path+".out", x.Shape...)
+	case *nn.MaxPool2d:
+		if m.CeilMode || m.Dilation != 1 {
+			return nil, fmt.Errorf("network: %s %s: ceil_mode and dilation are not supported", l.path, m)
+		}
+		op.pool = Pool2D{KH: m.KernelSize, KW: m.KernelSize, StrideH: m.Stride, StrideW: m.Stride, PadH: m.Padding, PadW: m.Padding}
+		op.planes, op.inH, op.inW, op.outH, op.outW = l.in[0]*batch, l.in[1], l.in[2], l.out[1], l.out[2]
+		if op.y, err = n.alloc(l.path+".out", l.out[0], batch, l.out[1], l.out[2]); err == nil {
+			op.argmax, err = n.alloc(l.path+".argmax", l.out[0], batch, l.out[1], l.out[2])
+		}
+	case *nn.AdaptiveAvgPool2d:
+		op.planes, op.inH, op.inW, op.outH, op.outW = l.in[0]*batch, l.in[1], l.in[2], l.out[1], l.out[2]
+		op.y, err = n.alloc(l.path+".out", l.out[0], batch, l.out[1], l.out[2])
+	case *nn.Dropout:
+		n.drops++
+		op.dropout, op.dropIdx = float32(m.P), n.drops
+		op.y, err = n.alloc(l.path+".out", x.Shape...)
+	case nil: // the flatten: C x N x H x W -> N x (C*H*W)
+		var t *Tensor
+		if t, err = n.alloc("flatten.out", batch, x.Shape[0], x.Shape[2], x.Shape[3]); err == nil {
+			op.y, err = t.Reshape(batch, l.out[0])
+		}
+	default:
+		return nil, fmt.Errorf("network: %s: layer type %s is not supported", l.path, l.mod.Type())
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.appendOp(op)
+	return op.y, nil
+}
+
+// addBatchNorm lays out a BatchNorm2d on op's CNHW input: gamma 1, beta 0,
+// running mean 0 and variance 1 (PyTorch's initial values) until loaded.
+func (n *Network) addBatchNorm(op *netOp, m *nn.BatchNorm2d) error {
+	path := op.layer.Path
+	if !m.Affine || !m.TrackRunningStats {
+		return fmt.Errorf("network: %s %s: only affine BatchNorm tracking running statistics", path, m)
+	}
+	sh := op.x.Shape
+	bn := &netBN{b: BatchNormCNHW(sh[0], sh[1], sh[2], sh[3], m.Eps, m.Momentum)}
+	c := m.NumFeatures
+	for _, t := range []struct {
+		dst  **Tensor
+		name string
+		len  int
+		fill float32
+	}{
+		{&bn.gamma, ".weight", c, 1}, {&bn.beta, ".bias", c, 0}, {&bn.dgamma, ".weight.grad", c, 0}, {&bn.dbeta, ".bias.grad", c, 0},
+		{&bn.stats, ".stats", 2 * c, 0}, {&bn.runMean, ".running_mean", c, 0}, {&bn.runVar, ".running_var", c, 1},
+	} {
+		var err error
+		if *t.dst, err = n.alloc(path+t.name, t.len); err != nil {
+			return err
+		}
+		if t.fill != 0 {
+			v := make([]float32, t.len)
+			for i := range v {
+				v[i] = t.fill
+			}
+			if err := (*t.dst).Upload(v); err != nil {
+				return err
+			}
+		}
+	}
+	op.bn = bn
+	op.trains = n.trainable[path+".weight"]
+	n.addParam(path+".weight", bn.gamma, bn.dgamma, op.trains)
+	n.addParam(path+".bias", bn.beta, bn.dbeta, op.trains)
+	n.buffers = append(n.buffers,
+		&netBuffer{name: path + ".running_mean", shape: []int{c}, value: bn.runMean},
+		&netBuffer{name: path + ".running_var", shape: []int{c}, value: bn.runVar},
+		&netBuffer{name: path + ".num_batches_tracked", shape: []int{}, tracked: &bn.tracked})
+	var err error
+	op.y, err = n.alloc(path+".out", sh...)
+	return err
+}
+
+// planBackward decides, op by op in reverse, where each gradient lives. An
+// activation read by one op gets its gradient from that op's backward
+// kernel; a sum passes its output's gradient on to both operands unchanged
+// (no copy); an activation read by several ops gets the first kernel's
+// output, and each later contribution is written to a temporary and added
+// in (gradSum), as autograd accumulates .grad.
+func (n *Network) planBackward() error {
+	plans := map[*Tensor]*gradPlan{n.logits: {buf: n.dlogits}}
+	for i := len(n.ops) - 1; i >= 0; i-- {
+		op := n.ops[i]
+		wantX := n.needsGrad[op.x]
+		wantX2 := op.x2 != nil && n.needsGrad[op.x2]
+		if op.skip || (!op.trains && !wantX && !wantX2) {
+			continue
+		}
+		if err := n.resolveGrad(plans, op); err != nil {
+			return err
+		}
+		if op.add {
+			src := op.dy
+			if op.relu {
+				var err error
+				if op.dsum, err = n.alloc(op.layer.Path+".sum.grad", op.y.Shape...); err != nil {
+					return err
+				}
+				src = op.dsum
+			}
+			for _, in := range []*Tensor{op.x, op.x2} {
+				if n.needsGrad[in] {
+					p := planOf(plans, in)
+					p.pending = append(p.pending, src)
+				}
+			}
+			continue
+		}
+		if wantX {
+			p := planOf(plans, op.x)
+			var err error
+			switch {
+			case p.buf == nil && len(p.pending) == 0:
+				p.buf, err = n.alloc(op.x.Name+".grad", op.x.Shape...)
+				op.dx = p.buf
+			case p.buf == nil:
+				if p.buf, err = n.alloc(op.x.Name+".grad", op.x.Shape...); err == nil {
+					op.dx, err = n.temp(op.x.Shape)
+				}
+				op.accum = append(op.accum, gradSum{a: op.dx, b: p.pending[0], out: p.buf})
+				p.pending = p.pending[1:]
+			default:
+				op.dx, err = n.temp(op.x.Shape)
+				op.accum = append(op.accum, gradSum{a: p.buf, b: op.dx, out: p.buf})
+			}
+			if err != nil {
+				return err
+			}
+		} else if op.bn != nil { // its kernel writes dx even where nothing before needs it
+			var err error
+			if op.dx, err = n.temp(op.x.Shape); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func planOf(plans map[*Tensor]*gradPlan, t *Tensor) *gradPlan {
+	p := plans[t]
+	if p == nil {
+		p = &gradPlan{}
+		plans[t] = p
+	}
+	return p
+}
+
+// resolveGrad sets op.dy from what op's consumers contributed (every one of
+// them is later in the forward pass, so all have been planned), adding any
+// pending gradients in before op's backward (op.pre).
+func (n *Network) resolveGrad(plans map[*Tensor]*gradPlan, op *netOp) error {
+	p := plans[op.y]
+	if p == nil || (p.buf == nil && len(p.pending) == 0) {
+		return fmt.Errorf("network: %s: no gradient reaches its output", op.layer.Path)
+	}
+	if p.resolved {
+		return fmt.Errorf("network: %s: its output's gradient was read before it was complete", op.layer.Path)
+	}
+	p.resolved = true
+	if p.buf == nil && len(p.pending) == 1 {
+		// The gradient another op passed on, shared: ops that mask their dy
+		// in place (a fused ReLU's backward) would change it for the others.
+		if (op.conv != nil || op.lin != nil) && op.relu {
+			return fmt.Errorf("network: %s: a convolution or linear layer with a fused ReLU feeding a residual sum is not supported", op.layer.Path)
+		}
+		op.dy = p.pending[0]
+		return nil
+	}
+	pending := p.pending
+	if p.buf == nil {
+		var err error
+		if p.buf, err = n.alloc(op.y.Name+".grad", op.y.Shape...); err != nil {
+			return err
+		}
+		op.pre = append(op.pre, gradSum{a: pending[0], b: pending[1], out: p.buf})
+		pending = pending[2:]
+	}
+	for _, g := range pending {
+		op.pre = append(op.pre, gradSum{a: p.buf, b: g, out: p.buf})
+	}
+	op.dy = p.buf
+	return nil
+}
+
+// temp returns the temporary gradient of a shape, shared by every op that
+// writes such a contribution (each adds it in right after writing it).
+func (n *Network) temp(shape []int) (*Tensor, error) {
+	key := shapeText(shape)
+	if t, ok := n.temps[key]; ok {
+		return t, nil
+	}
+	t, err := n.alloc("grad.temp."+key, shape...)
+	if err == nil {
+		n.temps[key] = t
+	}
+	return t, err
+}
