@@ -84,13 +84,15 @@ gpu-dryrun:
 	bash $$tmp/bundle/tree/.ci/gpu-check.sh --dry-run $$tmp/out
 
 ## parity: full-size parity with PyTorch: installs python3-torch and python3-torchvision if
-## missing, writes the real modified AlexNet's fixtures at 224 (gen_parity.py --full) into a
-## temporary directory, and compares two SGD steps there (logits, loss, gradients, parameters)
+## missing, writes the real modified AlexNet's fixtures at 224 (gen_parity.py --full) and
+## torchvision ResNet-18's (--resnet18: SGD and AdamW in training mode, SGD in eval mode) into
+## a temporary directory, and compares two steps there (logits, loss, gradients, state_dict)
 parity:
 	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision" .ci/setup.sh
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	PARITY_DIR=$$tmp /usr/bin/python3 layers/testdata/gen_parity.py --full && \
-	VKTRAIN_PARITY_DIR=$$tmp VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 60m -v -run '^TestNetworkParityFull$$' ./layers/
+	PARITY_DIR=$$tmp /usr/bin/python3 layers/testdata/gen_parity.py --resnet18 && \
+	VKTRAIN_PARITY_DIR=$$tmp VKTRAIN_VALIDATE=1 $(GO) test -count=1 -timeout 60m -v -run '^TestNetworkParity(Full|ResNet18)$$' ./layers/
 
 ## bench-step: a training step of the modified AlexNet (forward, loss, backward, SGD) at 224
 ## with batch 4 and 64 and at 64x64 with batch 64: vktrain on the default device beside PyTorch

@@ -70,3 +70,54 @@ func TestNetworkParityFull(t *testing.T) {
 		}
 	})
 }
+
+// TestNetworkParityResNet18 runs two steps of torchvision's ResNet-18 with
+// fc -> Linear(512, 10) at 224 (resize 256, center crop 224), batch 2, from
+// random weights torchvision made (BatchNorm weights, biases and running
+// statistics drawn at random too), and compares with PyTorch's steps in
+// float64 (gen_parity.py --resnet18): SGD (lr 0.001, momentum 0.9) in
+// training mode on both GEMM variants (im2col, and F(4x4, 3x3) Winograd on
+// the texel one) and in eval mode (FrozenBatchNorm), and AdamW (eps 1e-3)
+// in training mode. Bounds as TestNetworkParityResNet's, except that a
+// result beyond them passes within a relative L2 error of kinkTolerance
+// (adamKinkTolerance for Adam's gradients): see compareToTorch. Skipped
+// unless VKTRAIN_PARITY_DIR names the fixtures' directory (make parity).
+func TestNetworkParityResNet18(t *testing.T) {
+	dir := os.Getenv(ParityDirEnv)
+	if dir == "" {
+		t.Skipf("%s is not set: run make parity (it generates the full-size PyTorch fixtures and sets it)", ParityDirEnv)
+	}
+	read := func(name string) *weights.StateDict {
+		sd, err := weights.ReadPTH(filepath.Join(dir, name))
+		must(t, err)
+		return sd
+	}
+	w := read("parity_resnet18_weights.pth")
+	model := func() *nn.Model {
+		m := nn.ResNet18(1000)
+		must(t, m.Replace("fc", nn.NewLinear(512, 10)))
+		return m
+	}
+	input := imageNetInput(256, 224)
+	sgd := SGDConfig{LR: 0.001, Momentum: 0.9}
+	r := openRuntime(t)
+	train := read("parity_resnet18_io.pth")
+	variants(t, r, func(t *testing.T) {
+		algos := []ConvAlgo{ConvIm2col}
+		if r.Variant == GEMMTexel {
+			algos = append(algos, ConvWinograd4)
+		}
+		for _, algo := range algos {
+			t.Run(algo.String(), func(t *testing.T) {
+				checkParityWith(t, r, model(), input, w, train, NetworkConfig{SGD: sgd, ConvAlgo: algo, Batch: 2})
+			})
+		}
+	})
+	t.Run("eval-mode", func(t *testing.T) {
+		checkParityWith(t, r, model(), input, w, read("parity_resnet18_eval_io.pth"), NetworkConfig{SGD: sgd, ConvAlgo: ConvWinograd4, FrozenBatchNorm: true, Batch: 2})
+	})
+	t.Run("adamw", func(t *testing.T) {
+		adamw := &AdamConfig{LR: 0.001, Beta1: 0.9, Beta2: 0.999, Eps: 1e-3, WeightDecay: 0.01, Decoupled: true} // eps: see gen_parity.py
+		checkParityWith(t, r, model(), input, w, read("parity_resnet18_adamw_io.pth"), NetworkConfig{Adam: adamw, ConvAlgo: ConvIm2col, Batch: 2})
+	})
+}
