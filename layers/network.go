@@ -128,13 +128,12 @@ type Network struct {
 
 	// Laying out (build): which parameters train, how many ops read each
 	// activation, which activations need a gradient, the largest convolution
-	// scratch, the dropout layers so far, temporaries by shape.
+	// scratch, the dropout layers so far.
 	trainable  map[string]bool
 	uses       map[*Tensor]int
 	needsGrad  map[*Tensor]bool
 	scratchLen int
 	drops      int
-	temps      map[string]*Tensor
 	// buffers are the state_dict entries that are not parameters
 	// (BatchNorm's running statistics), in state_dict order.
 	buffers []*netBuffer
@@ -263,7 +262,6 @@ func (n *Network) build() error {
 		return fmt.Errorf("network: %w", err)
 	}
 	n.trainable, n.uses, n.needsGrad = map[string]bool{}, map[*Tensor]int{}, map[*Tensor]bool{}
-	n.temps = map[string]*Tensor{}
 	for _, p := range n.model.Params() {
 		n.trainable[p.Name] = p.Trainable
 	}

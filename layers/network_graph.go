@@ -249,13 +249,60 @@ func (n *Network) addBatchNorm(op *netOp, m *nn.BatchNorm2d) error {
 	return err
 }
 
+// gradPool hands out the buffers of activation gradients by shape and takes
+// them back once no op still to run in the backward pass reads them, so that
+// gradients are allocated by liveness: a buffer serves every gradient of its
+// shape whose lifetimes do not overlap.
+type gradPool struct {
+	n      *Network
+	free   map[string][]*Tensor
+	refs   map[*Tensor]int
+	pooled map[*Tensor]bool
+	made   int
+}
+
+// get returns a free buffer of shape (a new one if none is), held once.
+func (g *gradPool) get(shape []int) (*Tensor, error) {
+	key := shapeText(shape)
+	if free := g.free[key]; len(free) > 0 {
+		t := free[len(free)-1]
+		g.free[key] = free[:len(free)-1]
+		g.refs[t] = 1
+		return t, nil
+	}
+	g.made++
+	t, err := g.n.alloc(fmt.Sprintf("grad.%d.%s", g.made, key), shape...)
+	if err != nil {
+		return nil, err
+	}
+	g.pooled[t], g.refs[t] = true, 1
+	return t, nil
+}
+
+// hold counts one more reader of t.
+func (g *gradPool) hold(t *Tensor) { g.refs[t]++ }
+
+// drop counts one reader fewer, freeing t for reuse after the last.
+func (g *gradPool) drop(t *Tensor) {
+	if !g.pooled[t] {
+		return
+	}
+	if g.refs[t]--; g.refs[t] == 0 {
+		key := shapeText(t.Shape)
+		g.free[key] = append(g.free[key], t)
+	}
+}
+
 // planBackward decides, op by op in reverse, where each gradient lives. An
 // activation read by one op gets its gradient from that op's backward
 // kernel; a sum passes its output's gradient on to both operands unchanged
 // (no copy); an activation read by several ops gets the first kernel's
 // output, and each later contribution is written to a temporary and added
-// in (gradSum), as autograd accumulates .grad.
+// in (gradSum), as autograd accumulates .grad. Buffers come from a gradPool:
+// a gradient's buffer is reused once the op that made the activation has
+// read it.
 func (n *Network) planBackward() error {
+	pool := &gradPool{n: n, free: map[string][]*Tensor{}, refs: map[*Tensor]int{}, pooled: map[*Tensor]bool{}}
 	plans := map[*Tensor]*gradPlan{n.logits: {buf: n.dlogits}}
 	for i := len(n.ops) - 1; i >= 0; i-- {
 		op := n.ops[i]
@@ -264,51 +311,53 @@ func (n *Network) planBackward() error {
 		if op.skip || (!op.trains && !wantX && !wantX2) {
 			continue
 		}
-		if err := n.resolveGrad(plans, op); err != nil {
+		done, err := n.resolveGrad(plans, pool, op)
+		if err != nil {
 			return err
 		}
 		if op.add {
 			src := op.dy
 			if op.relu {
-				var err error
-				if op.dsum, err = n.alloc(op.layer.Path+".sum.grad", op.y.Shape...); err != nil {
+				if op.dsum, err = pool.get(op.y.Shape); err != nil {
 					return err
 				}
+				done = append(done, op.dsum)
 				src = op.dsum
 			}
 			for _, in := range []*Tensor{op.x, op.x2} {
 				if n.needsGrad[in] {
 					p := planOf(plans, in)
 					p.pending = append(p.pending, src)
+					pool.hold(src)
 				}
 			}
-			continue
-		}
-		if wantX {
+		} else if wantX {
 			p := planOf(plans, op.x)
-			var err error
 			switch {
 			case p.buf == nil && len(p.pending) == 0:
-				p.buf, err = n.alloc(op.x.Name+".grad", op.x.Shape...)
+				p.buf, err = pool.get(op.x.Shape)
 				op.dx = p.buf
 			case p.buf == nil:
-				if p.buf, err = n.alloc(op.x.Name+".grad", op.x.Shape...); err == nil {
-					op.dx, err = n.temp(op.x.Shape)
+				if p.buf, err = pool.get(op.x.Shape); err == nil {
+					op.dx, err = pool.get(op.x.Shape)
 				}
 				op.accum = append(op.accum, gradSum{a: op.dx, b: p.pending[0], out: p.buf})
+				done = append(done, op.dx, p.pending[0])
 				p.pending = p.pending[1:]
 			default:
-				op.dx, err = n.temp(op.x.Shape)
+				op.dx, err = pool.get(op.x.Shape)
 				op.accum = append(op.accum, gradSum{a: p.buf, b: op.dx, out: p.buf})
-			}
-			if err != nil {
-				return err
+				done = append(done, op.dx)
 			}
 		} else if op.bn != nil { // its kernel writes dx even where nothing before needs it
-			var err error
-			if op.dx, err = n.temp(op.x.Shape); err != nil {
-				return err
-			}
+			op.dx, err = pool.get(op.x.Shape)
+			done = append(done, op.dx)
+		}
+		if err != nil {
+			return err
+		}
+		for _, t := range done {
+			pool.drop(t)
 		}
 	}
 	return nil
@@ -325,30 +374,32 @@ func planOf(plans map[*Tensor]*gradPlan, t *Tensor) *gradPlan {
 
 // resolveGrad sets op.dy from what op's consumers contributed (every one of
 // them is later in the forward pass, so all have been planned), adding any
-// pending gradients in before op's backward (op.pre).
-func (n *Network) resolveGrad(plans map[*Tensor]*gradPlan, op *netOp) error {
+// pending gradients in before op's backward (op.pre). It returns the
+// buffers op's backward is the last to read.
+func (n *Network) resolveGrad(plans map[*Tensor]*gradPlan, pool *gradPool, op *netOp) ([]*Tensor, error) {
 	p := plans[op.y]
 	if p == nil || (p.buf == nil && len(p.pending) == 0) {
-		return fmt.Errorf("network: %s: no gradient reaches its output", op.layer.Path)
+		return nil, fmt.Errorf("network: %s: no gradient reaches its output", op.layer.Path)
 	}
 	if p.resolved {
-		return fmt.Errorf("network: %s: its output's gradient was read before it was complete", op.layer.Path)
+		return nil, fmt.Errorf("network: %s: its output's gradient was read before it was complete", op.layer.Path)
 	}
 	p.resolved = true
 	if p.buf == nil && len(p.pending) == 1 {
 		// The gradient another op passed on, shared: ops that mask their dy
 		// in place (a fused ReLU's backward) would change it for the others.
 		if (op.conv != nil || op.lin != nil) && op.relu {
-			return fmt.Errorf("network: %s: a convolution or linear layer with a fused ReLU feeding a residual sum is not supported", op.layer.Path)
+			return nil, fmt.Errorf("network: %s: a convolution or linear layer with a fused ReLU feeding a residual sum is not supported", op.layer.Path)
 		}
 		op.dy = p.pending[0]
-		return nil
+		return []*Tensor{op.dy}, nil
 	}
 	pending := p.pending
+	done := append([]*Tensor(nil), pending...)
 	if p.buf == nil {
 		var err error
-		if p.buf, err = n.alloc(op.y.Name+".grad", op.y.Shape...); err != nil {
-			return err
+		if p.buf, err = pool.get(op.y.Shape); err != nil {
+			return nil, err
 		}
 		op.pre = append(op.pre, gradSum{a: pending[0], b: pending[1], out: p.buf})
 		pending = pending[2:]
@@ -357,19 +408,5 @@ func (n *Network) resolveGrad(plans map[*Tensor]*gradPlan, op *netOp) error {
 		op.pre = append(op.pre, gradSum{a: p.buf, b: g, out: p.buf})
 	}
 	op.dy = p.buf
-	return nil
-}
-
-// temp returns the temporary gradient of a shape, shared by every op that
-// writes such a contribution (each adds it in right after writing it).
-func (n *Network) temp(shape []int) (*Tensor, error) {
-	key := shapeText(shape)
-	if t, ok := n.temps[key]; ok {
-		return t, nil
-	}
-	t, err := n.alloc("grad.temp."+key, shape...)
-	if err == nil {
-		n.temps[key] = t
-	}
-	return t, err
+	return append(done, op.dy), nil
 }
