@@ -22,6 +22,9 @@ type BatchNorm struct {
 	CStride, NStride int
 	Eps              float64 // PyTorch's default 1e-5
 	Momentum         float64 // PyTorch's default 0.1
+	// ReLU fuses the ReLU after it: the forward writes relu(y), and the
+	// backward takes dy as 0 where that output is not positive.
+	ReLU bool
 }
 
 // BatchNormCNHW is the BatchNorm of a C x N x H x W activation.
@@ -128,28 +131,33 @@ func (r *Runtime) BatchNormForward(s *vk.Stream, b BatchNorm, x, stats, gamma, b
 	if x.Buffer() == y.Buffer() {
 		return fmt.Errorf("batchnorm forward: y %q must not be x", y.Name)
 	}
-	return r.dispatch(s, "batchnorm_apply", nil, b.groups(), b.push(), x.Range().AsR32F(), y.Range(), stats.Range(), gamma.Range(), beta.Range())
+	return r.dispatch(s, "batchnorm_apply", map[uint32]uint32{2: boolU32(b.ReLU)}, b.groups(), b.push(),
+		x.Range().AsR32F(), y.Range(), stats.Range(), gamma.Range(), beta.Range())
 }
 
 // BatchNormBackward records dgamma and dbeta (written, not accumulated) and
 // dx from the forward's input x, the output gradient dy and the statistics
-// the forward used. With train the statistics were the batch's and dx
-// carries their derivative; without (eval mode, frozen BatchNorm) dx =
-// gamma * invstd * dy. dx may not be x or dy.
-func (r *Runtime) BatchNormBackward(s *vk.Stream, b BatchNorm, train bool, x, dy, stats, gamma, dgamma, dbeta, dx *Tensor) error {
-	if err := r.checkBatchNorm("batchnorm backward", b, []*Tensor{x, dy, dx}, []*Tensor{dx}, []*Tensor{gamma, dgamma, dbeta}, stats); err != nil {
+// the forward used; with b.ReLU also from the forward's output y, which
+// masks dy (y is not read otherwise and may be nil). With train the
+// statistics were the batch's and dx carries their derivative; without (eval
+// mode, frozen BatchNorm) dx = gamma * invstd * dy. dx may not be x or dy.
+func (r *Runtime) BatchNormBackward(s *vk.Stream, b BatchNorm, train bool, x, y, dy, stats, gamma, dgamma, dbeta, dx *Tensor) error {
+	if !b.ReLU {
+		y = x // bound, not read
+	}
+	if err := r.checkBatchNorm("batchnorm backward", b, []*Tensor{x, y, dy, dx}, []*Tensor{dx}, []*Tensor{gamma, dgamma, dbeta}, stats); err != nil {
 		return err
 	}
-	if dx.Buffer() == x.Buffer() || dx.Buffer() == dy.Buffer() {
-		return fmt.Errorf("batchnorm backward: dx %q must not be x or dy", dx.Name)
+	if dx.Buffer() == x.Buffer() || dx.Buffer() == dy.Buffer() || (b.ReLU && dx.Buffer() == y.Buffer()) {
+		return fmt.Errorf("batchnorm backward: dx %q must not be x, y or dy", dx.Name)
 	}
 	pc := b.push()
-	if err := r.dispatch(s, "batchnorm_bwd_reduce", nil, [3]uint32{uint32(b.C), 1, 1}, pc,
-		x.Range().AsR32F(), dy.Range().AsR32F(), stats.Range(), dgamma.Range(), dbeta.Range()); err != nil {
+	if err := r.dispatch(s, "batchnorm_bwd_reduce", map[uint32]uint32{2: boolU32(b.ReLU)}, [3]uint32{uint32(b.C), 1, 1}, pc,
+		x.Range().AsR32F(), dy.Range().AsR32F(), stats.Range(), dgamma.Range(), dbeta.Range(), y.Range().AsR32F()); err != nil {
 		return err
 	}
-	return r.dispatch(s, "batchnorm_bwd_data", map[uint32]uint32{1: boolU32(train)}, b.groups(), pc,
-		x.Range().AsR32F(), dy.Range().AsR32F(), stats.Range(), gamma.Range(), dgamma.Range(), dbeta.Range(), dx.Range())
+	return r.dispatch(s, "batchnorm_bwd_data", map[uint32]uint32{1: boolU32(train), 2: boolU32(b.ReLU)}, b.groups(), pc,
+		x.Range().AsR32F(), dy.Range().AsR32F(), stats.Range(), gamma.Range(), dgamma.Range(), dbeta.Range(), dx.Range(), y.Range().AsR32F())
 }
 
 // groups covers a channel's N*S values in x and the channels in y.

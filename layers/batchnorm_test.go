@@ -23,18 +23,25 @@ func TestBatchNorm(t *testing.T) {
 	for _, sh := range shapes {
 		for _, layout := range []string{"cnhw", "nchw"} {
 			for _, train := range []bool{true, false} {
-				c, n, h, w := sh[0], sh[1], sh[2], sh[3]
-				t.Run(fmt.Sprintf("c%dn%dh%dw%d/%s/train%v", c, n, h, w, layout, train), func(t *testing.T) {
-					checkBatchNorm(t, r, rng, c, n, h, w, layout == "nchw", train)
-				})
+				for _, relu := range []bool{false, true} {
+					c, n, h, w := sh[0], sh[1], sh[2], sh[3]
+					t.Run(fmt.Sprintf("c%dn%dh%dw%d/%s/train%v/relu%v", c, n, h, w, layout, train, relu), func(t *testing.T) {
+						checkBatchNorm(t, r, rng, c, n, h, w, layout == "nchw", train, relu)
+					})
+				}
 			}
 		}
 	}
 }
 
-func checkBatchNorm(t *testing.T, r *Runtime, rng *rand.Rand, c, n, h, w int, nchw, train bool) {
+// checkBatchNorm runs one case; with relu the ReLU after the BatchNorm is
+// fused, and the reference's backward masks dy by the kernel's own output
+// (which the kernel reads), so that a value within rounding of the kink is
+// not counted as an error.
+func checkBatchNorm(t *testing.T, r *Runtime, rng *rand.Rand, c, n, h, w int, nchw, train, relu bool) {
 	p := ref.BatchNormParams{N: n, C: c, H: h, W: w, Eps: 1e-5, Momentum: 0.1}
 	b := BatchNormCNHW(c, n, h, w, p.Eps, p.Momentum)
+	b.ReLU = relu
 	if nchw {
 		b.CStride, b.NStride = h*w, c*h*w
 	}
@@ -82,8 +89,26 @@ func checkBatchNorm(t *testing.T, r *Runtime, rng *rand.Rand, c, n, h, w int, nc
 		if err := r.BatchNormForward(s, b, x, stats, gamma, beta, y); err != nil {
 			return err
 		}
-		return r.BatchNormBackward(s, b, train, x, dy, stats, gamma, dgamma, dbeta, dx)
+		return r.BatchNormBackward(s, b, train, x, y, dy, stats, gamma, dgamma, dbeta, dx)
 	})
+	gotY := download(t, y)
+	// ungpu reads a kernel-layout tensor back in NCHW order.
+	ungpu := func(v []float64) []float64 {
+		out := make([]float64, n*c*h*w)
+		for ni := 0; ni < n; ni++ {
+			for ci := 0; ci < c; ci++ {
+				for s := 0; s < h*w; s++ {
+					out[(ni*c+ci)*h*w+s] = v[ci*b.CStride+ni*b.NStride+s]
+				}
+			}
+		}
+		return out
+	}
+	if relu { // the fused ReLU's backward: dy where the output is positive
+		var err error
+		dyv, err = ref.ReLUBackward(ungpu(gotY), dyv)
+		must(t, err)
+	}
 
 	// The reference and the bounds.
 	l := n * h * w
@@ -135,6 +160,9 @@ func checkBatchNorm(t *testing.T, r *Runtime, rng *rand.Rand, c, n, h, w int, nc
 
 	wantY, err := ref.BatchNormForward(p, xv, gammaV, betaV, st)
 	must(t, err)
+	if relu {
+		wantY = ref.ReLUForward(wantY)
+	}
 	wantDX, wantDG, wantDB, err := ref.BatchNormBackward(p, train, xv, dyv, gammaV, st)
 	must(t, err)
 	boundY, boundDX := make([]float64, len(xv)), make([]float64, len(xv))
@@ -164,7 +192,7 @@ func checkBatchNorm(t *testing.T, r *Runtime, rng *rand.Rand, c, n, h, w int, nc
 		terms := math.Abs(dyv[i]) + math.Abs(wantDB[ci])/fl + xhat*math.Abs(wantDG[ci])/fl
 		boundDX[i] = g * is * (terms*(bInv[ci]+6*eps32) + boundDB[ci]/fl + xhat*boundDG[ci]/fl + math.Abs(wantDG[ci])/fl*errXhat)
 	}
-	compareBound(t, "y", download(t, y), gpu(wantY), gpu(boundY))
+	compareBound(t, "y", gotY, gpu(wantY), gpu(boundY))
 	compareBound(t, "dgamma", download(t, dgamma), wantDG, boundDG)
 	compareBound(t, "dbeta", download(t, dbeta), wantDB, boundDB)
 	compareBound(t, "dx", download(t, dx), gpu(wantDX), gpu(boundDX))
@@ -187,7 +215,7 @@ func TestBatchNormErrors(t *testing.T) {
 		"one value":      r.BatchNormStats(s, BatchNormCNHW(3, 1, 1, 1, 1e-5, 0.1), x, stats, g, g),
 		"momentum 2":     r.BatchNormStats(s, BatchNormCNHW(3, 2, 2, 2, 1e-5, 2), x, stats, g, g),
 		"nil gamma":      r.BatchNormForward(s, b, x, stats, nil, g, y),
-		"dx is dy":       r.BatchNormBackward(s, b, true, x, y, stats, g, g, g, y),
+		"dx is dy":       r.BatchNormBackward(s, b, true, x, nil, y, stats, g, g, g, y),
 		"short gamma":    r.BatchNormForward(s, BatchNormCNHW(4, 2, 1, 3, 1e-5, 0.1), x, zeros(t, r, "s8", 8), g, g, y),
 		"overlap stride": r.BatchNormForward(s, BatchNorm{C: 3, N: 2, S: 4, CStride: 8, NStride: 2}, x, stats, g, g, y),
 	} {

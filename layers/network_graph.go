@@ -36,7 +36,8 @@ type gradPlan struct {
 }
 
 // addChain lays out leaves in sequence from x and returns the last output.
-// A ReLU after a convolution, linear layer or residual sum is fused into it.
+// A ReLU after a convolution, linear layer, BatchNorm or residual sum is fused
+// into it.
 func (n *Network) addChain(leaves []leaf, x *Tensor) (*Tensor, error) {
 	cur := x
 	for i, l := range leaves {
@@ -119,7 +120,7 @@ func (n *Network) appendOp(op *netOp) {
 }
 
 // addLeaf lays out one leaf module reading x (nextReLU: a ReLU follows, to
-// fuse into a convolution or linear layer) and returns its output.
+// fuse into a convolution, linear layer or BatchNorm) and returns its output.
 func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 	batch := n.cfg.Batch
 	op := &netOp{layer: nn.Layer{Path: l.path, Module: l.mod, In: l.in, Out: l.out}, x: x}
@@ -167,6 +168,7 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 			n.addParam(l.path+".bias", op.lin.Bias, op.lin.BiasGrad, op.trains)
 		}
 	case *nn.BatchNorm2d:
+		op.relu = nextReLU
 		if err := n.addBatchNorm(op, m); err != nil {
 			return nil, err
 		}
@@ -212,6 +214,7 @@ func (n *Network) addBatchNorm(op *netOp, m *nn.BatchNorm2d) error {
 	}
 	sh := op.x.Shape
 	bn := &netBN{b: BatchNormCNHW(sh[0], sh[1], sh[2], sh[3], m.Eps, m.Momentum)}
+	bn.b.ReLU = op.relu
 	c := m.NumFeatures
 	for _, t := range []struct {
 		dst  **Tensor

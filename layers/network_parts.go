@@ -195,6 +195,9 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 		p.Bytes = 12 * float64(op.y.Len())
 	case op.bn != nil:
 		p.Type = "BatchNorm2d"
+		if op.relu {
+			p.Type = "BatchNorm2d+ReLU"
+		}
 		p.Bytes = 4 * float64(3*op.x.Len()+op.y.Len()) // two statistics passes over x, then x read and y written
 	case op.argmax != nil:
 		p.Type = "MaxPool2d"
@@ -249,7 +252,7 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 		p := n.opPart(op, "backward")
 		p.InStep, p.Bytes = true, 4*float64(3*op.x.Len()+2*op.dy.Len())
 		p.Record = func(s *vk.Stream) error {
-			return rt.BatchNormBackward(s, bn.b, !n.cfg.FrozenBatchNorm, op.x, op.dy, bn.stats, bn.gamma, bn.dgamma, bn.dbeta, dx)
+			return rt.BatchNormBackward(s, bn.b, !n.cfg.FrozenBatchNorm, op.x, op.y, op.dy, bn.stats, bn.gamma, bn.dgamma, bn.dbeta, dx)
 		}
 		out = append(out, p)
 	case op.conv != nil:

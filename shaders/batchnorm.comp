@@ -10,12 +10,15 @@
 //   the running mean and variance move by momentum towards the batch mean and the
 //   unbiased variance (var * L/(L-1), L = N*S), as PyTorch does in training mode.
 // EVAL_STATS (one invocation per channel): stats from the running statistics.
-// APPLY: y = (x - mean) * invstd * gamma + beta, one invocation per element.
+// APPLY: y = (x - mean) * invstd * gamma + beta, one invocation per element;
+//   with RELU the ReLU after it, fused: y = relu(that) (NaN kept, as torch.relu).
 // BWD_REDUCE (one workgroup per channel): dbeta = sum dy, dgamma = sum dy * xhat,
 //   xhat = (x - mean) * invstd; written, not accumulated.
 // BWD_DATA: dx = gamma * invstd * (dy - dbeta/L - xhat * dgamma/L) with batch
 //   statistics (TRAIN), or gamma * invstd * dy with running ones (eval mode and
 //   frozen BatchNorm, where the statistics are constants).
+// With RELU both backward kernels take dy as 0 where the forward's output Y is
+// not positive (the fused ReLU's backward, as threshold_backward).
 // Sums are float32: each of the 64 invocations adds L/64 values in order, then a
 // tree of 6 levels in shared memory (error at most (L/64 + 6) eps of the sum of
 // magnitudes; layers/batchnorm.go states the bounds).
@@ -27,6 +30,7 @@ layout(push_constant) uniform Push {
 } p;
 
 layout(constant_id = 1) const bool TRAIN = true;
+layout(constant_id = 2) const bool RELU = false;
 
 // at returns the offset of the j-th value (j < N*S) of a channel from its start.
 uint at(uint j) {
@@ -109,7 +113,9 @@ void main() {
     if (j >= p.N * p.S) return;
     uint e = c * p.cStride + at(j);
     float scale = stats[p.C + c] * gamma[c];
-    y[e] = (texelFetch(X, int(e)).x - stats[c]) * scale + beta[c];
+    float v = (texelFetch(X, int(e)).x - stats[c]) * scale + beta[c];
+    if (RELU && !(v > 0 || isnan(v))) v = 0;
+    y[e] = v;
 }
 #endif
 
@@ -119,6 +125,7 @@ layout(binding = 1) uniform samplerBuffer DY;
 layout(std430, binding = 2) readonly buffer Stats { float stats[]; };
 layout(std430, binding = 3) writeonly buffer DGamma { float dgamma[]; };
 layout(std430, binding = 4) writeonly buffer DBeta { float dbeta[]; };
+layout(binding = 5) uniform samplerBuffer Y;
 
 void main() {
     uint c = gl_WorkGroupID.x, lid = gl_LocalInvocationID.x;
@@ -129,6 +136,7 @@ void main() {
     for (uint j = lid; j < l; j += 64) {
         int e = base + int(at(j));
         float dy = texelFetch(DY, e).x;
+        if (RELU && !(texelFetch(Y, e).x > 0)) dy = 0;
         sdy += dy;
         sdyx += dy * (texelFetch(X, e).x - mean);
     }
@@ -150,6 +158,7 @@ layout(std430, binding = 3) readonly buffer Gamma { float gamma[]; };
 layout(std430, binding = 4) readonly buffer DGamma { float dgamma[]; };
 layout(std430, binding = 5) readonly buffer DBeta { float dbeta[]; };
 layout(std430, binding = 6) writeonly buffer DX { float dx[]; };
+layout(binding = 7) uniform samplerBuffer Y;
 
 void main() {
     uint j = gl_GlobalInvocationID.x, c = gl_GlobalInvocationID.y;
@@ -157,6 +166,7 @@ void main() {
     uint e = c * p.cStride + at(j);
     float invstd = stats[p.C + c];
     float dy = texelFetch(DY, int(e)).x;
+    if (RELU && !(texelFetch(Y, int(e)).x > 0)) dy = 0;
     if (TRAIN) {
         float inv = 1.0 / float(p.N * p.S);
         float xhat = (texelFetch(X, int(e)).x - stats[c]) * invstd;
