@@ -28,13 +28,17 @@ type State struct {
 	Step      int    `json:"step"`       // mini-batches completed in total
 	Seed      uint64 `json:"seed"`       // the run's seed: data order, dropout, augmentation
 	SGDSteps  int    `json:"sgd_steps"`  // optimizer steps taken, SGD's or Adam's (0: moments not yet initialised)
-	ModelName string `json:"model_name"` // e.g. "alexnet"
+	ModelName string `json:"model_name"` // Config.Model: "alexnet", "resnet18", "resnet50"
 }
 
-// Checkpoint is a model's parameters, the optimizer's momentum and the State.
+// Checkpoint is a model's state, the optimizer's momentum and the State.
 type Checkpoint struct {
-	State    State
-	Params   *weights.StateDict // parameter name -> tensor, PyTorch names
+	State State
+	// Params is the model's state_dict (layers.Network.StateDict): its
+	// parameters and, for a ResNet, BatchNorm's buffers (running_mean,
+	// running_var, num_batches_tracked as a float32 scalar), PyTorch's names
+	// and order.
+	Params   *weights.StateDict
 	Momentum *weights.StateDict // same names; may be empty (no optimizer step yet)
 	// SecondMoments are Adam's exp_avg_sq (same names); empty under SGD.
 	SecondMoments *weights.StateDict

@@ -33,6 +33,14 @@ const DataSynthetic = "synthetic"
 // Config is one training run. The zero values of the numbers are replaced by
 // the reference recipe's (see Defaults).
 type Config struct {
+	// Model is the network: "alexnet" (the reference; "" in runs written
+	// before the field, which ReadConfig reads as "alexnet"), "resnet18" or
+	// "resnet50" (see LookupModel).
+	Model string `json:"model"`
+	// Width is a ResNet's stem width and first stage's planes (the stages
+	// double it), 0 meaning torchvision's 64. Narrow ResNets train fast on
+	// a CPU (tests use them) but have no pretrained weights. No flag sets it.
+	Width          int     `json:"width,omitempty"`
 	Pretrained     string  `json:"pretrained"`      // "torchvision", "none" or a .pth/.safetensors path
 	FreezeFeatures bool    `json:"freeze_features"` // train only the classifier
 	Data           string  `json:"data"`            // "" (CIFAR-10: cache, download), a folder of the official files, or "synthetic"
@@ -56,7 +64,11 @@ type Config struct {
 	// takes the first group that names it, else LR.
 	LRGroups []LRGroup `json:"lr_groups,omitempty"`
 	Augment  bool      `json:"augment"` // random crop (padding 4) and horizontal flip
-	Init     string    `json:"init"`    // initialisation of layers not loaded from weights: "torch" (default) or "kaiming"
+	// Init is the initialisation of the layers not loaded from weights:
+	// "torch" (the default, "" too: the model as torchvision builds it,
+	// PyTorch's defaults for AlexNet, ResNet.__init__'s scheme for a ResNet)
+	// or "kaiming" (torchvision's VGG scheme; see nn.InitScheme).
+	Init string `json:"init"`
 	// LabelSmoothing is the training loss's label smoothing eps in [0, 1)
 	// (torch.nn.CrossEntropyLoss(label_smoothing=eps)); the test loss stays
 	// the plain cross-entropy. 0: none.
@@ -128,15 +140,21 @@ func validConvAlgo(s string) bool {
 // 224 (resize 256, center crop 224), batch 4, 10 epochs, SGD lr 0.001 momentum
 // 0.9, running loss every 2000 mini-batches.
 func Defaults() Config {
-	return Config{Pretrained: PretrainedTorchvision, ImageSize: 224, Batch: 4, Epochs: 10, LR: 0.001, Momentum: 0.9, LogEvery: 2000, Seed: 1,
+	return Config{Model: ModelAlexNet, Pretrained: PretrainedTorchvision, ImageSize: 224, Batch: 4, Epochs: 10, LR: 0.001, Momentum: 0.9, LogEvery: 2000, Seed: 1,
 		Conv: ConvAuto}
 }
 
 // Validate reports a setting that cannot work.
 func (c *Config) Validate() error {
+	spec, err := c.modelSpec()
+	if err != nil {
+		return err
+	}
 	switch {
-	case c.ImageSize < 64:
-		return fmt.Errorf("image size %d: must be at least 64 (AlexNet's last pooling needs a 3x3 map)", c.ImageSize)
+	case !spec.IsResNet() && c.ImageSize < spec.MinImageSize:
+		return fmt.Errorf("image size %d: must be at least %d (AlexNet's last pooling needs a 3x3 map)", c.ImageSize, spec.MinImageSize)
+	case c.ImageSize < spec.MinImageSize:
+		return fmt.Errorf("image size %d: must be at least %d for %s", c.ImageSize, spec.MinImageSize, spec.Title)
 	case c.Init != "" && c.Init != string(nn.InitTorch) && c.Init != string(nn.InitKaiming):
 		return fmt.Errorf("init %q: want %q or %q", c.Init, nn.InitTorch, nn.InitKaiming)
 	case c.Batch < 1:
@@ -157,6 +175,8 @@ func (c *Config) Validate() error {
 		return c.adam().Validate()
 	case c.Tune != "" && c.Tune != string(tune.Off) && c.Tune != string(tune.Cached) && c.Tune != string(tune.Full):
 		return fmt.Errorf("tune %q: want %s, %s or %s", c.Tune, tune.Off, tune.Cached, tune.Full)
+	case c.Pretrained == PretrainedTorchvision && c.WeightsURL == "" && spec.WeightsURL == "":
+		return fmt.Errorf("pretrained torchvision: torchvision has no weights for %s: say none or a file", spec.Title)
 	case c.InitFrom != "" && c.Pretrained != PretrainedNone:
 		return fmt.Errorf("init from %s replaces every parameter: pretrained must be none, not %q", c.InitFrom, c.Pretrained)
 	case c.LRSchedule != "" && c.LRSchedule != ScheduleConstant && c.LRSchedule != ScheduleStep && c.LRSchedule != ScheduleCosine:
@@ -169,6 +189,41 @@ func (c *Config) Validate() error {
 		return checkLabelSmoothing(c.LabelSmoothing)
 	case c.LRStepEpochs < 0 || c.LRGamma < 0 || c.LRGamma > 1:
 		return fmt.Errorf("lr step every %d epochs by %v: the epochs must not be negative, the factor in [0, 1]", c.LRStepEpochs, c.LRGamma)
+	}
+	return c.checkBatchNorm(spec)
+}
+
+// modelSpec is the ModelSpec of c.Model at c.Width.
+func (c *Config) modelSpec() (ModelSpec, error) {
+	spec, err := LookupModel(c.Model)
+	if err != nil {
+		return spec, err
+	}
+	return spec.withWidth(c.Width)
+}
+
+// checkBatchNorm refuses, as PyTorch does in training ("Expected more than 1
+// value per channel when training"), a batch whose smallest BatchNorm input
+// has a single value per channel: a ResNet's layer4 at 1x1 (image size 32)
+// with batch 1.
+func (c *Config) checkBatchNorm(spec ModelSpec) error {
+	if !spec.IsResNet() {
+		return nil
+	}
+	layers, err := spec.Torchvision(NumClasses).Layers(3, c.ImageSize, c.ImageSize)
+	if err != nil {
+		return fmt.Errorf("image size %d: %w", c.ImageSize, err)
+	}
+	for _, l := range layers {
+		switch l.Module.(type) {
+		case *nn.Block, *nn.BatchNorm2d: // a block's BatchNorms work at its output's size or larger
+		default:
+			continue
+		}
+		if c.Batch*l.Out[1]*l.Out[2] < 2 {
+			return fmt.Errorf("batch %d at image size %d: %s's %s gives %dx%d maps, one value per channel for its BatchNorm, which cannot train on that (PyTorch refuses too): use a batch of at least 2 or a larger image size",
+				c.Batch, c.ImageSize, spec.Title, l.Path, l.Out[1], l.Out[2])
+		}
 	}
 	return nil
 }
@@ -263,6 +318,12 @@ func ReadConfig(dir string) (Config, error) {
 		return c, fmt.Errorf("run %s: %w", dir, err)
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
+	}
+	if c.Model == "" {
+		c.Model = ModelAlexNet // written before the field existed
+	}
+	if _, err := c.modelSpec(); err != nil {
 		return c, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
 	}
 	return c, nil

@@ -21,7 +21,9 @@ import (
 // export. pathOrDir is either a run directory (its config.json and
 // checkpoint.safetensors are read) or a checkpoint file, whose run's
 // config.json must lie next to it. The Config says how to rebuild the network
-// (image size, surgery, freezing) and which data set the classes come from.
+// (model, image size, surgery, freezing) and which data set the classes come
+// from; the checkpoint must hold every state_dict entry of that network
+// (parameters, and BatchNorm's buffers for a ResNet).
 func LoadRun(pathOrDir string) (Config, *Checkpoint, error) {
 	var cfg Config
 	if pathOrDir == "" {
@@ -53,12 +55,19 @@ func LoadRun(pathOrDir string) (Config, *Checkpoint, error) {
 	if err != nil {
 		return cfg, nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	model, err := BuildModel(cfg.FreezeFeatures)
+	spec, err := cfg.modelSpec()
 	if err != nil {
 		return cfg, nil, err
 	}
-	if _, _, err := ck.Params.Check(model.Specs(), true); err != nil {
-		return cfg, nil, fmt.Errorf("checkpoint %s does not hold the experiment's AlexNet: %w", ckPath, err)
+	if ck.State.ModelName != "" && ck.State.ModelName != spec.Name {
+		return cfg, nil, fmt.Errorf("checkpoint %s holds a %s, but its run's %s says %s", ckPath, ck.State.ModelName, filepath.Join(dir, configFile), spec.Name)
+	}
+	model, err := spec.build(cfg.FreezeFeatures)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if _, _, err := ck.Params.Check(model.StateSpecs(), true); err != nil {
+		return cfg, nil, fmt.Errorf("checkpoint %s does not hold the experiment's %s: %w", ckPath, spec.Title, err)
 	}
 	return cfg, ck, nil
 }
@@ -121,8 +130,10 @@ type Model struct {
 	sess    *session
 }
 
-// OpenForEval rebuilds the run's network (same image size, surgery and
-// freezing as cfg) for inference and loads the checkpoint's parameters.
+// OpenForEval rebuilds the run's network (same model, image size, surgery
+// and freezing as cfg) for inference and loads the checkpoint's state
+// (parameters and buffers: a ResNet's BatchNorm normalises by the running
+// statistics there).
 func OpenForEval(cfg Config, ck *Checkpoint, opts EvalOptions) (*Model, error) {
 	if ck == nil || ck.Params == nil {
 		return nil, errors.New("open for evaluation: no checkpoint")
@@ -137,7 +148,7 @@ func OpenForEval(cfg Config, ck *Checkpoint, opts EvalOptions) (*Model, error) {
 	if cfg.Batch < 1 {
 		return nil, fmt.Errorf("batch %d: must be at least 1", cfg.Batch)
 	}
-	model, err := BuildModel(cfg.FreezeFeatures)
+	model, err := BuildModelFor(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -12,20 +12,21 @@ import (
 )
 
 // ExportMetadata is the safetensors metadata of an exported model: what a
-// consumer needs to use the weights (model, classes, input size and
-// normalization) and where they came from.
+// consumer needs to use the weights (model, surgery, classes, input size and
+// normalization) and where they came from. The model is cfg.Model's (st's
+// where cfg names none it knows).
 func ExportMetadata(cfg Config, st State, source string) map[string]string {
 	p := inputParams(cfg, false)
 	classes := ClassesFor(cfg)
-	model := st.ModelName
-	if model == "" {
-		model = "alexnet"
+	spec, err := cfg.modelSpec()
+	if err != nil {
+		spec, _ = LookupModel(st.ModelName)
 	}
-	return map[string]string{
+	meta := map[string]string{
 		"format":      "pt",
 		"vktrain":     "model-1",
-		"model":       model,
-		"surgery":     "classifier.4=Linear(4096,1024) classifier.6=Linear(1024,10)",
+		"model":       spec.Name,
+		"surgery":     spec.SurgeryText(NumClasses),
 		"num_classes": strconv.Itoa(len(classes)),
 		"classes":     strings.Join(classes, ","),
 		"dataset":     datasetName(cfg),
@@ -37,11 +38,17 @@ func ExportMetadata(cfg Config, st State, source string) map[string]string {
 		"step":        strconv.Itoa(st.Step),
 		"source":      source,
 	}
+	if cfg.Width != 0 && spec.IsResNet() {
+		meta["width"] = strconv.Itoa(cfg.Width)
+	}
+	return meta
 }
 
-// Export writes the checkpoint's trained parameters only (PyTorch state_dict
-// names and order, no optimizer state) to out as safetensors, atomically, with
-// ExportMetadata. It refuses to write over the checkpoint itself.
+// Export writes the checkpoint's model state only (PyTorch state_dict names
+// and order: the parameters, and for a ResNet BatchNorm's buffers; no
+// optimizer state) to out as safetensors, atomically, with ExportMetadata, so
+// that model.load_state_dict takes it. It refuses to write over the
+// checkpoint itself.
 func Export(cfg Config, ck *Checkpoint, out string) error {
 	if out == "" {
 		return errors.New("export: no output file")

@@ -239,7 +239,7 @@ func TestEvalPredictExport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		model, _ := BuildModel(cfg.FreezeFeatures)
+		model, _ := BuildModel(cfg.Model, cfg.FreezeFeatures)
 		if _, _, err := sd.Check(model.Specs(), true); err != nil || sd.Len() != 16 {
 			t.Fatalf("exported %d tensors: %v", sd.Len(), err)
 		}

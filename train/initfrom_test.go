@@ -16,7 +16,7 @@ import (
 // safetensors), exactly; a file of another model is refused, naming the file
 // and the tensor; and it cannot be combined with pretrained weights.
 func TestInitFrom(t *testing.T) {
-	m, err := BuildModel(false)
+	m, err := BuildModel(ModelAlexNet, false)
 	if err != nil {
 		t.Fatal(err)
 	}

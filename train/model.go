@@ -19,31 +19,208 @@ import (
 // NumClasses is CIFAR-10's class count, the model's outputs after the surgery.
 const NumClasses = 10
 
-// BuildModel is the experiment's network: torchvision's AlexNet with the
-// reference's surgery (classifier.4 -> Linear(4096, 1024), classifier.6 ->
-// Linear(1024, 10)), the features frozen if asked.
-func BuildModel(freezeFeatures bool) (*nn.Model, error) {
-	m := nn.AlexNet(1000)
-	if err := m.ReferenceSurgery(NumClasses); err != nil {
+// The models Config.Model (--model) names.
+const (
+	ModelAlexNet  = "alexnet"
+	ModelResNet18 = "resnet18"
+	ModelResNet50 = "resnet50"
+)
+
+// ModelNames lists Config.Model's choices, the default first.
+func ModelNames() []string { return []string{ModelAlexNet, ModelResNet18, ModelResNet50} }
+
+// TorchvisionResNet18URL and TorchvisionResNet50URL are where torchvision
+// downloads the ResNets' ImageNet weights (IMAGENET1K_V1); as for AlexNet,
+// the file name's hex part is the start of the file's sha256.
+const (
+	TorchvisionResNet18URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+	TorchvisionResNet50URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
+)
+
+// ModelSpec is one of Config.Model's choices: torchvision's model, its
+// pretrained weights and the experiment's surgery.
+type ModelSpec struct {
+	Name  string // Config.Model: "alexnet", "resnet18", "resnet50"
+	Title string // as nn.Recognize names it: "AlexNet", "ResNet-18"
+	// WeightsURL is where torchvision downloads the ImageNet weights.
+	WeightsURL string
+	// Replaced are the modules the surgery replaces: their pretrained
+	// tensors are dropped and they keep a fresh initialisation.
+	Replaced []string
+	// Head is what --freeze-features leaves trainable: "classifier" for
+	// AlexNet (its features are frozen), "fc" for a ResNet (everything
+	// else is frozen, BatchNorm's weights and biases included).
+	Head string
+	// MinImageSize is the smallest Config.ImageSize the model takes.
+	MinImageSize int
+	// resnet is the ResNet's shape (nil: AlexNet). Width and Classes are
+	// torchvision's 64 and 1000.
+	resnet *nn.ResNetConfig
+}
+
+// LookupModel returns the ModelSpec of a Config.Model name ("" is AlexNet,
+// as in runs written before the field existed).
+func LookupModel(name string) (ModelSpec, error) {
+	switch name {
+	case ModelAlexNet, "":
+		return ModelSpec{Name: ModelAlexNet, Title: "AlexNet", WeightsURL: TorchvisionAlexNetURL,
+			Replaced: []string{"classifier.4", "classifier.6"}, Head: "classifier", MinImageSize: 64}, nil
+	case ModelResNet18:
+		return resnetSpec(ModelResNet18, "ResNet-18", TorchvisionResNet18URL, nn.ResNetConfig{Blocks: [4]int{2, 2, 2, 2}, Width: 64, Classes: 1000}), nil
+	case ModelResNet50:
+		return resnetSpec(ModelResNet50, "ResNet-50", TorchvisionResNet50URL, nn.ResNetConfig{Blocks: [4]int{3, 4, 6, 3}, Bottleneck: true, Width: 64, Classes: 1000}), nil
+	}
+	return ModelSpec{}, fmt.Errorf("model %q: want %s", name, strings.Join(ModelNames(), ", "))
+}
+
+// resnetSpec is a ResNet's ModelSpec. A ResNet takes images of 32 pixels
+// (CIFAR-10's own size: layer4 then works on 1x1 maps) and up.
+func resnetSpec(name, title, url string, c nn.ResNetConfig) ModelSpec {
+	return ModelSpec{Name: name, Title: title, WeightsURL: url, Replaced: []string{"fc"}, Head: "fc", MinImageSize: 32, resnet: &c}
+}
+
+// withWidth is s with a ResNet's Width (Config.Width) in place of
+// torchvision's 64; 0 keeps s. Only a ResNet has a width, and only
+// torchvision's has pretrained weights.
+func (s ModelSpec) withWidth(width int) (ModelSpec, error) {
+	switch {
+	case width == 0:
+		return s, nil
+	case s.resnet == nil:
+		return s, fmt.Errorf("width %d: only a ResNet's width can change, not %s's", width, s.Title)
+	case width < 1:
+		return s, fmt.Errorf("width %d: must be positive (0: torchvision's %d)", width, s.resnet.Width)
+	case width == s.resnet.Width:
+		return s, nil
+	}
+	c := *s.resnet
+	c.Width = width
+	s.resnet = &c
+	s.Title = fmt.Sprintf("%s (width %d)", s.Title, width)
+	s.WeightsURL = "" // torchvision has none
+	return s, nil
+}
+
+// IsResNet reports whether the model is one of torchvision's ResNets.
+func (s ModelSpec) IsResNet() bool { return s.resnet != nil }
+
+// Torchvision returns torchvision's model with classes outputs, before the
+// surgery (torchvision.models.alexnet(num_classes=classes), resnet18(...)).
+func (s ModelSpec) Torchvision(classes int) *nn.Model {
+	if s.resnet == nil {
+		return nn.AlexNet(classes)
+	}
+	c := *s.resnet
+	c.Classes = classes
+	return nn.NewResNet(c)
+}
+
+// Surgery makes the experiment's change to m, torchvision's 1000-class
+// model, for classes outputs, and validates the result: AlexNet's reference
+// surgery (classifier.4 -> Linear(4096, 1024), classifier.6 ->
+// Linear(1024, classes)), or for a ResNet torchvision's fine-tuning recipe
+// model.fc = nn.Linear(model.fc.in_features, classes).
+func (s ModelSpec) Surgery(m *nn.Model, classes int) error {
+	if s.resnet == nil {
+		return m.ReferenceSurgery(classes)
+	}
+	in, err := s.fcInFeatures(m)
+	if err != nil {
+		return err
+	}
+	if err := m.Replace("fc", nn.NewLinear(in, classes)); err != nil {
+		return err
+	}
+	shape := m.Input()
+	return m.Validate(shape[0], shape[1], shape[2])
+}
+
+func (s ModelSpec) fcInFeatures(m *nn.Model) (int, error) {
+	fc, err := m.Module("fc")
+	if err != nil {
+		return 0, err
+	}
+	lin, ok := fc.(*nn.Linear)
+	if !ok {
+		return 0, fmt.Errorf("%s: fc is a %s, not a Linear", s.Title, fc.Type())
+	}
+	return lin.InFeatures, nil
+}
+
+// SurgeryText describes the surgery for classes outputs, as the exported
+// model's metadata records it: "classifier.4=Linear(4096,1024)
+// classifier.6=Linear(1024,10)" or "fc=Linear(512,10)".
+func (s ModelSpec) SurgeryText(classes int) string {
+	if s.resnet == nil {
+		return fmt.Sprintf("classifier.4=Linear(4096,1024) classifier.6=Linear(1024,%d)", classes)
+	}
+	in, _ := s.fcInFeatures(s.Torchvision(1000))
+	return fmt.Sprintf("fc=Linear(%d,%d)", in, classes)
+}
+
+// FreezeFeatures marks everything but the model's Head as frozen (not
+// trainable): AlexNet's features; every ResNet parameter but fc's. A frozen
+// ResNet's BatchNorm layers still normalise by the batch's statistics and
+// update their running statistics in training, as in PyTorch after
+// requires_grad_(False) in train mode. It returns how many tensors it froze.
+func (s ModelSpec) FreezeFeatures(m *nn.Model) int {
+	if s.resnet == nil {
+		return m.Freeze("features")
+	}
+	n := m.Freeze("")
+	return n - m.Unfreeze(s.Head)
+}
+
+// BuildModel is the experiment's network for Config.Model name: torchvision's
+// model (1000 classes) after the spec's Surgery to NumClasses outputs, its
+// features frozen if asked (see ModelSpec.FreezeFeatures).
+func BuildModel(name string, freezeFeatures bool) (*nn.Model, error) {
+	spec, err := LookupModel(name)
+	if err != nil {
+		return nil, err
+	}
+	return spec.build(freezeFeatures)
+}
+
+// BuildModelFor is cfg's network: BuildModel for cfg.Model, a ResNet cfg.Width
+// wide where that is set.
+func BuildModelFor(cfg Config) (*nn.Model, error) {
+	spec, err := cfg.modelSpec()
+	if err != nil {
+		return nil, err
+	}
+	return spec.build(cfg.FreezeFeatures)
+}
+
+func (s ModelSpec) build(freezeFeatures bool) (*nn.Model, error) {
+	m := s.Torchvision(1000)
+	if err := s.Surgery(m, NumClasses); err != nil {
 		return nil, err
 	}
 	if freezeFeatures {
-		m.Freeze("features")
+		s.FreezeFeatures(m)
 	}
 	return m, nil
 }
 
-// InitialParams are the parameters training starts from: those of
-// cfg.InitFrom where it is set (checked strictly against the model); otherwise
-// torch-style random initialisation from seed for every layer, then, unless
-// pretrained is "none",
-// the pretrained ImageNet weights for every layer the surgery kept. The weight
-// file is checked against torchvision's 1000-class AlexNet in full (a missing,
-// extra or misshapen tensor is an error naming it), as the reference loads it
-// before the surgery.
+// InitialParams is the state (parameters, and for a ResNet BatchNorm's
+// buffers: every entry of m.StateSpecs) training starts from: that of
+// cfg.InitFrom where it is set (checked strictly against the model);
+// otherwise a random initialisation from the seed (cfg.Init's scheme: for
+// AlexNet PyTorch's defaults or torchvision's VGG scheme, for a ResNet
+// torchvision's ResNet.__init__ by default: nn.Model.InitStateDictScheme), then, unless
+// pretrained is "none", the pretrained ImageNet weights for every entry the
+// surgery kept. The weight file is checked against torchvision's
+// 1000-class model in full (a missing, extra or misshapen tensor is an error
+// naming it; BatchNorm's buffers included), as torchvision loads it before
+// the surgery.
 func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logger, progress func(done, total int64)) (*weights.StateDict, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	spec, err := cfg.modelSpec()
+	if err != nil {
+		return nil, err
 	}
 	sd, err := m.InitStateDictScheme(cfg.Seed, nn.InitScheme(cfg.Init))
 	if err != nil {
@@ -54,8 +231,8 @@ func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logge
 		if err != nil {
 			return nil, err
 		}
-		if _, _, err := from.Check(m.Specs(), true); err != nil {
-			return nil, fmt.Errorf("%s is not the modified %d-class AlexNet (--init-from)%s: %w", cfg.InitFrom, NumClasses, lookalike(from), err)
+		if _, _, err := from.Check(m.StateSpecs(), true); err != nil {
+			return nil, fmt.Errorf("%s is not the modified %d-class %s (--init-from)%s: %w", cfg.InitFrom, NumClasses, spec.Title, lookalike(from), err)
 		}
 		for _, name := range sd.Names {
 			sd.Tensors[name], _ = from.Get(name)
@@ -74,20 +251,34 @@ func InitialParams(ctx context.Context, m *nn.Model, cfg Config, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := pre.Check(nn.AlexNet(1000).Specs(), true); err != nil {
-		return nil, fmt.Errorf("%s is not torchvision's AlexNet%s: %w", path, lookalike(pre), err)
+	if _, _, err := pre.Check(spec.Torchvision(1000).StateSpecs(), true); err != nil {
+		return nil, fmt.Errorf("%s is not torchvision's %s%s: %w", path, spec.Title, lookalike(pre), err)
 	}
 	kept := 0
 	for _, name := range sd.Names {
+		if spec.replaced(name) {
+			continue // a layer the surgery replaced keeps its fresh initialisation
+		}
 		t, ok := pre.Get(name)
 		if !ok || !slices.Equal(t.Shape, sd.Tensors[name].Shape) {
-			continue // a layer the surgery replaced keeps its fresh initialisation
+			return nil, fmt.Errorf("%s: no %s of shape %v for the modified model", path, name, sd.Tensors[name].Shape) // unreachable: checked above
 		}
 		sd.Tensors[name] = t
 		kept++
 	}
 	log.Info("pretrained weights loaded", "file", path, "tensors", kept, "fresh", sd.Len()-kept)
 	return sd, nil
+}
+
+// replaced reports whether the state_dict entry name belongs to a module the
+// surgery replaced.
+func (s ModelSpec) replaced(name string) bool {
+	for _, p := range s.Replaced {
+		if strings.HasPrefix(name, p+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // lookalike says which known model a state dict that failed a check is,
@@ -108,7 +299,8 @@ func readWeights(path string) (*weights.StateDict, error) {
 }
 
 // pretrainedFile finds (downloading into the cache if needed) the weight file.
-// For "torchvision" it downloads cfg.WeightsURL (default TorchvisionAlexNetURL)
+// For "torchvision" it downloads cfg.WeightsURL (default the model's
+// ModelSpec.WeightsURL, e.g. TorchvisionAlexNetURL)
 // into <cache>/weights/<the URL's file name>, checking that the file's sha256
 // starts with the hex digits the name carries (torchvision's rule, see
 // hashPrefixFromName), so that any server's file, a test's included, is
@@ -126,7 +318,13 @@ func pretrainedFile(ctx context.Context, cfg Config, log *slog.Logger, progress 
 	}
 	src := cfg.WeightsURL
 	if src == "" {
-		src = TorchvisionAlexNetURL
+		spec, err := cfg.modelSpec()
+		if err != nil {
+			return "", err
+		}
+		if src = spec.WeightsURL; src == "" {
+			return "", fmt.Errorf("pretrained weights: torchvision has none for %s: use --pretrained none or a file", spec.Title)
+		}
 	}
 	name, err := urlFileName(src)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -184,7 +185,7 @@ func TestPretrainedDownloadCorrupted(t *testing.T) {
 	assertDirHolds(t, filepath.Join(cfg.CacheDir, "weights")) // nothing kept
 
 	// InitialParams reports the same refusal.
-	m, err := BuildModel(false)
+	m, err := BuildModel(ModelAlexNet, false)
 	mustPT(t, err)
 	if _, err := InitialParams(context.Background(), m, cfg, discardLog(), nil); !errors.As(err, &ce) {
 		t.Errorf("InitialParams on a corrupted download: %v, want a *fetch.ChecksumError", err)
@@ -256,7 +257,7 @@ func TestPretrainedWrongFiles(t *testing.T) {
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			srv.files["/"+c.name] = c.content
-			m, err := BuildModel(false)
+			m, err := BuildModel(ModelAlexNet, false)
 			mustPT(t, err)
 			cfg := torchvisionConfig(t, srv.URL+"/"+c.name)
 			sd, err := InitialParams(context.Background(), m, cfg, discardLog(), nil)
@@ -278,7 +279,7 @@ func TestPretrainedWrongFiles(t *testing.T) {
 		})
 	}
 
-	m, err := BuildModel(false)
+	m, err := BuildModel(ModelAlexNet, false)
 	mustPT(t, err)
 	cfg := Defaults()
 	cfg.Pretrained = filepath.Join(t.TempDir(), "absent.pth")
@@ -322,7 +323,7 @@ func TestPretrainedFullShape(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	m, err := BuildModel(false)
+	m, err := BuildModel(ModelAlexNet, false)
 	mustPT(t, err)
 	cfg := torchvisionConfig(t, srv.URL+"/"+name)
 	sd, err := InitialParams(context.Background(), m, cfg, discardLog(), nil)
@@ -380,5 +381,150 @@ func mustPT(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// indexedState is a state dict of specs with every element of the i-th
+// tensor i+1: where a value came from shows in it.
+func indexedState(t testing.TB, specs []weights.Spec) *weights.StateDict {
+	t.Helper()
+	sd := &weights.StateDict{}
+	for i, s := range specs {
+		n := 1
+		for _, d := range s.Shape {
+			n *= d
+		}
+		data := make([]float32, n)
+		for j := range data {
+			data[j] = float32(i + 1)
+		}
+		mustPT(t, sd.Add(s.Name, &weights.Tensor{Shape: s.Shape, Data: data}))
+	}
+	return sd
+}
+
+// checkPretrainedResNet downloads a torchvision-shaped 1000-class state dict
+// of cfg's ResNet (indexedState) from a local server and checks that
+// InitialParams keeps every entry of it, BatchNorm's buffers included, but
+// fc's, which keep their fresh initialisation. It returns the file.
+func checkPretrainedResNet(t *testing.T, cfg Config) string {
+	t.Helper()
+	spec, err := cfg.modelSpec()
+	mustPT(t, err)
+	base := spec.Torchvision(1000).StateSpecs()
+	src := filepath.Join(t.TempDir(), "resnet.safetensors")
+	mustPT(t, weights.WriteSafetensors(src, indexedState(t, base), nil))
+	sum, err := sha256OfFile(src)
+	mustPT(t, err)
+	name := cfg.Model + "-" + sum[:8] + ".safetensors"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/models/"+name {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, src)
+	}))
+	defer srv.Close()
+	cfg.Pretrained, cfg.WeightsURL, cfg.CacheDir = PretrainedTorchvision, srv.URL+"/models/"+name, t.TempDir()
+	mustPT(t, cfg.Validate())
+	m, err := BuildModelFor(cfg)
+	mustPT(t, err)
+	sd, err := InitialParams(context.Background(), m, cfg, discardLog(), nil)
+	mustPT(t, err)
+	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "weights", name)); err != nil {
+		t.Errorf("not downloaded into the cache: %v", err)
+	}
+	fresh, err := m.InitStateDictScheme(cfg.Seed, nn.InitTorch)
+	mustPT(t, err)
+	if want := m.StateSpecs(); sd.Len() != len(want) {
+		t.Fatalf("%d tensors, want the model's %d", sd.Len(), len(want))
+	}
+	for i, s := range base {
+		got, ok := sd.Get(s.Name)
+		if !ok {
+			t.Fatalf("no %s", s.Name)
+		}
+		if strings.HasPrefix(s.Name, "fc.") {
+			if !slices.Equal(got.Data, fresh.Tensors[s.Name].Data) {
+				t.Errorf("%s: not the fresh initialisation (the surgery replaced fc)", s.Name)
+			}
+			continue
+		}
+		if got.Data[0] != float32(i+1) || got.Data[len(got.Data)-1] != float32(i+1) {
+			t.Errorf("%s: %v ... %v, want the file's %d", s.Name, got.Data[0], got.Data[len(got.Data)-1], i+1)
+		}
+	}
+	return src
+}
+
+// TestPretrainedResNet: --pretrained torchvision for a ResNet (narrow, see
+// narrowResNet, against its own 1000-class shape) keeps every state_dict
+// entry of the downloaded file but fc's; torchvision has no weights for a
+// narrow ResNet, so its default URL is refused.
+func TestPretrainedResNet(t *testing.T) {
+	cfg := narrowResNet()
+	checkPretrainedResNet(t, cfg)
+	cfg.Pretrained, cfg.CacheDir = PretrainedTorchvision, t.TempDir()
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "no weights for ResNet-18 (width 8)") {
+		t.Errorf("a narrow ResNet with torchvision's weights: %v", err)
+	}
+	if _, err := pretrainedFile(context.Background(), cfg, discardLog(), nil); err == nil || !strings.Contains(err.Error(), "--pretrained none") {
+		t.Errorf("pretrainedFile for a narrow ResNet: %v", err)
+	}
+}
+
+// TestPretrainedResNetWrongFiles: files that are not torchvision's ResNet-18
+// are refused for --model resnet18, the error naming the file, what it looks
+// like and the tensors: real torch.save files of a narrow ResNet (the layers
+// parity fixture: 4 channels wide, stages of 2, 1, 1, 1 blocks) and of the
+// narrow AlexNet.
+func TestPretrainedResNetWrongFiles(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{"parity_resnet_weights.pth", []string{"is not torchvision's ResNet-18: ", `tensor "conv1.weight" has shape [4 3 7 7] in the file, want [64 3 7 7]`,
+			`tensor "fc.weight" has shape [10 32] in the file, want [1000 512]`, "missing: layer2.1.bn1.bias"}},
+		{"parity_small_weights.pth", []string{"is not torchvision's ResNet-18 (it looks like AlexNet (10 classes, classifier.4 24 wide)): ", "missing: bn1.bias", "unexpected: classifier.1.bias"}},
+	} {
+		cfg := Defaults()
+		cfg.Model, cfg.Pretrained = ModelResNet18, filepath.Join("..", "layers", "testdata", c.file)
+		m, err := BuildModelFor(cfg)
+		mustPT(t, err)
+		_, err = InitialParams(context.Background(), m, cfg, discardLog(), nil)
+		for _, s := range append(c.want, cfg.Pretrained) {
+			if err == nil || !strings.Contains(err.Error(), s) {
+				t.Errorf("%s: %v\nwant it to say %q", c.file, err, s)
+			}
+		}
+	}
+}
+
+// TestPretrainedResNet18FullShape is TestPretrainedResNet at torchvision's
+// ResNet-18 shape (11.7M floats: a 45 MiB file), checked against
+// nn.ResNet18(1000).StateSpecs; the same file offered to --model resnet50 is
+// refused, saying it looks like ResNet-18 and naming the misfit tensors.
+// Skipped with -short.
+func TestPretrainedResNet18FullShape(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and downloads a 45 MiB file; run without -short")
+	}
+	cfg := Defaults()
+	cfg.Model, cfg.Seed = ModelResNet18, 3
+	src := checkPretrainedResNet(t, cfg)
+	if spec, _ := cfg.modelSpec(); !slices.EqualFunc(spec.Torchvision(1000).StateSpecs(), nn.ResNet18(1000).StateSpecs(), func(a, b weights.Spec) bool {
+		return a.Name == b.Name && slices.Equal(a.Shape, b.Shape)
+	}) {
+		t.Error("the file checked against is not nn.ResNet18(1000)'s")
+	}
+
+	cfg.Model, cfg.Pretrained = ModelResNet50, src
+	m, err := BuildModelFor(cfg)
+	mustPT(t, err)
+	_, err = InitialParams(context.Background(), m, cfg, discardLog(), nil)
+	for _, s := range []string{src, "is not torchvision's ResNet-50 (it looks like ResNet-18 (1000 classes))", `tensor "fc.weight" has shape [1000 512] in the file, want [1000 2048]`, "missing: layer1.0.bn3.bias"} {
+		if err == nil || !strings.Contains(err.Error(), s) {
+			t.Errorf("a ResNet-18 file for resnet50: %v\nwant it to say %q", err, s)
+		}
 	}
 }

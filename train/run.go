@@ -265,9 +265,15 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 		if ck, err = LoadCheckpoint(ckPath); err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
+		if ck.State.ModelName != "" && ck.State.ModelName != cfg.Model {
+			return nil, fmt.Errorf("resume: %s holds a %s, but %s says %s", ckPath, ck.State.ModelName, filepath.Join(dir, configFile), cfg.Model)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Model == "" {
+		cfg.Model = ModelAlexNet
 	}
 	if !opts.Resume {
 		for _, f := range []string{CheckpointFile, metrics.FileName} {
@@ -292,7 +298,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 	if data.Train.Len() < cfg.Batch || data.Test.Len() == 0 {
 		return nil, fmt.Errorf("data: %d training images for batches of %d and %d test images", data.Train.Len(), cfg.Batch, data.Test.Len())
 	}
-	model, err := BuildModel(cfg.FreezeFeatures)
+	model, err := BuildModelFor(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +342,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 		if _, _, err := net.LoadState(params, true); err != nil {
 			return nil, err
 		}
-		state = State{Seed: cfg.Seed, ModelName: "alexnet"}
+		state = State{Seed: cfg.Seed, ModelName: cfg.Model}
 		if err := writeSampleGrid(filepath.Join(dir, "samples.png"), data, cfg.Seed); err != nil {
 			log.Warn("sample grid not written", "err", err)
 		}
@@ -348,7 +354,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 	defer mw.Close()
 	stepsPerEpoch := data.Train.Len() / cfg.Batch
 	if err := mw.WriteConfig(metrics.Config{
-		Model: "alexnet", Pretrained: cfg.Pretrained != PretrainedNone, Dataset: data.Name, ImageSize: cfg.ImageSize,
+		Model: cfg.Model, Pretrained: cfg.Pretrained != PretrainedNone, Dataset: data.Name, ImageSize: cfg.ImageSize,
 		Batch: cfg.Batch, Epochs: cfg.Epochs, LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay,
 		Seed: int64(cfg.Seed), Device: sess.dev.Info.Name, Classes: data.Classes, TrainImages: data.Train.Len(),
 		TestImages: data.Test.Len(), StepsPerEpoch: stepsPerEpoch, LogEvery: cfg.LogEvery, Time: time.Now(),
@@ -358,7 +364,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 	}); err != nil {
 		return nil, err
 	}
-	log.Info("training", "device", sess.dev.Info.Name, "train", data.Train.Len(), "test", data.Test.Len(),
+	log.Info("training", "model", cfg.Model, "device", sess.dev.Info.Name, "train", data.Train.Len(), "test", data.Test.Len(),
 		"batch", cfg.Batch, "steps_per_epoch", stepsPerEpoch, "epochs", cfg.Epochs, "image_size", cfg.ImageSize)
 
 	t := &trainer{cfg: cfg, opts: opts, net: net, data: data, mw: mw, out: out, log: log, state: state,
@@ -449,8 +455,10 @@ func (t *trainer) run(ctx context.Context) (*Outcome, error) {
 	return outcome, nil
 }
 
+// checkpoint saves the network's state (parameters and buffers), the
+// optimizer's moments and where training stands.
 func (t *trainer) checkpoint() error {
-	params, err := t.net.Params()
+	params, err := t.net.StateDict()
 	if err != nil {
 		return err
 	}

@@ -32,8 +32,8 @@ func runOpts(t *testing.T, dir string) Options {
 
 // checkResume runs cfg without interruption and again interrupted mid-epoch,
 // at an epoch boundary and mid-epoch again, resuming each time, and requires
-// the final parameters and optimizer state (momentum, or Adam's two moments)
-// to be equal bit for bit. It returns the interrupted run's directory.
+// the final state_dict (parameters and buffers) and optimizer state
+// (momentum, or Adam's two moments) to be equal bit for bit. It returns the interrupted run's directory.
 func checkResume(t *testing.T, cfg Config) string {
 	t.Helper()
 	whole := t.TempDir()
@@ -76,10 +76,15 @@ func checkResume(t *testing.T, cfg Config) string {
 	if a.State != b.State {
 		t.Errorf("state %+v, resumed %+v", a.State, b.State)
 	}
-	for _, name := range a.Params.Names {
+	if !slices.Equal(a.Params.Names, b.Params.Names) || !slices.Equal(a.Momentum.Names, b.Momentum.Names) || a.Momentum.Len() == 0 {
+		t.Fatalf("state %v and momentum %v, resumed %v and %v", a.Params.Names, a.Momentum.Names, b.Params.Names, b.Momentum.Names)
+	}
+	for _, name := range a.Params.Names { // parameters and buffers (a ResNet's running statistics)
 		if !slices.Equal(a.Params.Tensors[name].Data, b.Params.Tensors[name].Data) {
-			t.Errorf("parameter %s differs after resuming", name)
+			t.Errorf("state_dict entry %s differs after resuming", name)
 		}
+	}
+	for _, name := range a.Momentum.Names {
 		if !slices.Equal(a.Momentum.Tensors[name].Data, b.Momentum.Tensors[name].Data) {
 			t.Errorf("momentum %s differs after resuming", name)
 		}

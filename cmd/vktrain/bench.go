@@ -11,7 +11,7 @@ import (
 	"vktrain/train/tune"
 )
 
-// runBench benchmarks every kernel of AlexNet's training step at the model's
+// runBench benchmarks every kernel of the model's (--model) training step at its
 // shapes, the whole step and inference on the chosen device (see package
 // layers/bench), printing a table and optionally writing JSON, a chart, and a
 // comparison with an earlier report (vktrain's or torch_bench.py's).
@@ -19,6 +19,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("bench", e)
 	var df deviceFlags
 	df.register(fs)
+	modelName := train.ModelAlexNet
+	registerModelFlag(fs, &modelName)
 	size := fs.Int("image-size", 224, "network input side (images are resized to size*8/7, then center-cropped)")
 	batch := fs.Int("batch", 4, "training batch, and the inference throughput batch")
 	budget := fs.Duration("budget", 2*time.Second, "time spent repeating each kernel after its warm-up (at least 3 runs)")
@@ -31,7 +33,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	tuneMode := fs.String("tune", "cached", tuneFlagUsage)
 	kernels := fs.String("kernels", "", "only kernels whose name contains one of these comma-separated substrings (the step and inference always run)")
 	seed := fs.Uint64("seed", 1, "seed of the parameters and input data")
-	freeze := fs.Bool("freeze-features", false, "freeze the convolutional layers, as train --freeze-features")
+	freeze := fs.Bool("freeze-features", false, "freeze all but the new classifier, as train --freeze-features")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,6 +46,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("--batch %d: must be positive", *batch)
 	case *count < 0 || (*count == 0 && *budget <= 0):
 		return fmt.Errorf("--count %d, --budget %v: give a positive count or budget", *count, *budget)
+	}
+	if _, err := train.LookupModel(modelName); err != nil {
+		return err
 	}
 	algo, err := layers.ParseConvAlgo(*conv)
 	if *conv == train.ConvAuto {
@@ -62,7 +67,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	model, dev, rt, err := openModelRuntime(df, e, *freeze)
+	model, dev, rt, err := openModelRuntime(df, e, modelName, *freeze)
 	if err != nil {
 		return err
 	}
@@ -86,7 +91,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return res.Choices, nil
 		}
 	}
-	e.log.Info("benchmarking", "device", dev.Info.Name, "image-size", *size, "batch", *batch, "gemm", rt.Variant, "conv", *conv, "tune", mode)
+	e.log.Info("benchmarking", "model", modelName, "device", dev.Info.Name, "image-size", *size, "batch", *batch, "gemm", rt.Variant, "conv", *conv, "tune", mode)
 	rep, err := bench.Run(ctx, rt, cfg, bench.Version())
 	if err != nil {
 		return err

@@ -163,7 +163,7 @@ func TestEvalPredictExportCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		model, err := train.BuildModel(false)
+		model, err := train.BuildModel(train.ModelAlexNet, false)
 		if err != nil {
 			t.Fatal(err)
 		}

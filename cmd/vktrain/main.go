@@ -4,8 +4,8 @@
 //
 //	vktrain devices                 list Vulkan devices and which one is chosen
 //	vktrain smoke                   run a few kernels on the chosen device and check them
-//	vktrain summary                 AlexNet as PyTorch prints it, with shapes, parameters and FLOPs
-//	vktrain train [flags]           train AlexNet on CIFAR-10 (the reference recipe by default)
+//	vktrain summary                 the model as PyTorch prints it, with shapes, parameters and FLOPs
+//	vktrain train [flags]           train AlexNet (or --model resnet18|resnet50) on CIFAR-10 (the reference recipe by default)
 //	vktrain eval --checkpoint RUN   test accuracy of a run, overall and per class
 //	vktrain predict --checkpoint RUN IMAGE...   top-5 classes of PNG or JPEG images
 //	vktrain export --checkpoint RUN --out FILE  the trained parameters as safetensors
@@ -14,6 +14,9 @@
 //
 // Every command takes --device (index or name substring; default $VKTRAIN_DEVICE or
 // the best device) and --validate (the Khronos validation layer; also VKTRAIN_VALIDATE=1).
+// The commands that build a network (summary, train, bench, tune) take --model
+// alexnet|resnet18|resnet50; eval, predict, export and train --resume rebuild the
+// run's own from its config.json.
 package main
 
 import (
@@ -27,6 +30,8 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+
+	"vktrain/train"
 )
 
 // command is one vktrain subcommand.
@@ -45,8 +50,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"devices": {"list Vulkan devices and which one would be chosen", runDevices},
 		"smoke":   {"run a few kernels on the chosen device and check their results", runSmoke},
-		"summary": {"print AlexNet as PyTorch does, before and after the surgery, with shapes, parameters and FLOPs", runSummary},
-		"train":   {"train AlexNet on CIFAR-10 (the reference recipe by default)", runTrain},
+		"summary": {"print the model (AlexNet, --model resnet18|resnet50) as PyTorch does, before and after the surgery, with shapes, parameters and FLOPs", runSummary},
+		"train":   {"train AlexNet or a ResNet (--model) on CIFAR-10 (the reference recipe by default)", runTrain},
 		"bench":   {"benchmark every kernel, the training step and inference; compare with earlier runs or PyTorch", runBench},
 		"tune":    {"time every convolution algorithm of the network on the device and fill its tuning cache", runTune},
 		"plot":    {"redraw a run's figures (and compare runs) from metrics.jsonl", runPlot},
@@ -121,6 +126,40 @@ type deviceFlags struct {
 func (f *deviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.device, "device", "", "Vulkan device: index or name substring (default $VKTRAIN_DEVICE, else the best type: discrete > integrated > virtual > CPU)")
 	fs.BoolVar(&f.validate, "validate", false, "enable the Khronos validation layer (also VKTRAIN_VALIDATE=1)")
+}
+
+// modelFlagUsage is the --model flag's help, shared by the commands that build a network.
+const modelFlagUsage = `the network: "alexnet" (torchvision's, classifier.4 and classifier.6 replaced: the reference), "resnet18" or "resnet50" (torchvision's, fc replaced by Linear(512 or 2048, 10))`
+
+// modelValue is the --model flag's value: a train.ModelNames name, checked as
+// the flags are parsed.
+type modelValue struct{ name *string }
+
+// String returns the model's name ("" for the zero value flag's help makes).
+func (v modelValue) String() string {
+	if v.name == nil {
+		return ""
+	}
+	return *v.name
+}
+
+// Set takes a model's name, refusing one train.LookupModel does not know.
+func (v modelValue) Set(s string) error {
+	spec, err := train.LookupModel(s)
+	if err == nil && s == "" {
+		err = fmt.Errorf("want %s", strings.Join(train.ModelNames(), ", "))
+	}
+	if err != nil {
+		return err
+	}
+	*v.name = spec.Name
+	return nil
+}
+
+// registerModelFlag defines --model on fs, storing into name, whose value
+// is the default.
+func registerModelFlag(fs *flag.FlagSet, name *string) {
+	fs.Var(modelValue{name}, "model", modelFlagUsage)
 }
 
 // convFlagUsage is the --conv flag's help.

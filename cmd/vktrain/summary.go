@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"vktrain/layers/nn"
+	"vktrain/train"
 )
 
 // runSummary prints torchvision's AlexNet as PyTorch prints it, before and after
@@ -17,8 +18,9 @@ func runSummary(ctx context.Context, e *env, args []string) error {
 	size := fs.Int("image-size", 224, "input height and width in pixels")
 	batch := fs.Int("batch", 4, "batch size for the output shapes and per-batch FLOPs")
 	surgery := fs.Bool("surgery", true, "start from torchvision's 1000-class AlexNet and replace classifier.4 with Linear(4096, 1024) and classifier.6 with Linear(1024, classes), printing the model before and after; with --surgery=false, print alexnet(num_classes=classes)")
-	freeze := fs.Bool("freeze-features", false, "count the convolutional layers (features) as frozen")
-	model := fs.String("model", "alexnet", `"alexnet", "resnet18" or "resnet50" (torchvision's; ResNet's surgery replaces fc with Linear(in, classes); only AlexNet trains today)`)
+	freeze := fs.Bool("freeze-features", false, "count all but the new classifier as frozen, as train --freeze-features (AlexNet's features; every ResNet layer but fc)")
+	model := train.ModelAlexNet
+	registerModelFlag(fs, &model)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -33,9 +35,13 @@ func runSummary(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("--batch %d: must be positive", *batch)
 	}
 
+	spec, err := train.LookupModel(model)
+	if err != nil {
+		return err
+	}
 	var m *nn.Model
-	if *model != "alexnet" {
-		return resnetSummary(e, *model, *classes, *size, *batch, *surgery)
+	if spec.IsResNet() {
+		return resnetSummary(e, spec, *classes, *size, *batch, *surgery, *freeze)
 	}
 	if *surgery {
 		m = nn.AlexNet(1000)
@@ -62,14 +68,11 @@ func runSummary(ctx context.Context, e *env, args []string) error {
 // resnetSummary is runSummary for torchvision's ResNets: the model as PyTorch
 // prints it, with the classifier surgery (fc -> Linear(in, classes)) or built
 // for classes, and its table.
-func resnetSummary(e *env, name string, classes, size, batch int, surgery bool) error {
-	build := map[string]func(int) *nn.Model{"resnet18": nn.ResNet18, "resnet50": nn.ResNet50}[name]
-	if build == nil {
-		return fmt.Errorf("--model %q: want alexnet, resnet18 or resnet50", name)
-	}
+func resnetSummary(e *env, spec train.ModelSpec, classes, size, batch int, surgery, freeze bool) error {
+	name := spec.Name
 	var m *nn.Model
 	if surgery {
-		m = build(1000)
+		m = spec.Torchvision(1000)
 		fc, err := m.Module("fc")
 		if err != nil {
 			return err
@@ -80,8 +83,11 @@ func resnetSummary(e *env, name string, classes, size, batch int, surgery bool) 
 		}
 		fmt.Fprintf(e.stdout, "torchvision.models.%s() after model.fc = nn.Linear(%d, %d):\n%s\n\n", name, in, classes, m)
 	} else {
-		m = build(classes)
+		m = spec.Torchvision(classes)
 		fmt.Fprintf(e.stdout, "torchvision.models.%s(num_classes=%d):\n%s\n\n", name, classes, m)
+	}
+	if freeze {
+		spec.FreezeFeatures(m)
 	}
 	s, err := m.Summary(batch, 3, size, size)
 	if err != nil {

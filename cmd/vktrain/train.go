@@ -8,16 +8,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"vktrain/layers/nn"
 	"vktrain/train"
 )
 
 // trainFlags registers the training flags on fs, with the reference recipe as defaults.
 func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
-	fs.StringVar(&cfg.Pretrained, "pretrained", cfg.Pretrained, `start from "torchvision" (ImageNet weights, downloaded into the cache), "none" (from scratch) or a .pth/.safetensors file`)
-	fs.BoolVar(&cfg.FreezeFeatures, "freeze-features", cfg.FreezeFeatures, "train only the classifier")
+	registerModelFlag(fs, &cfg.Model)
+	fs.StringVar(&cfg.Pretrained, "pretrained", cfg.Pretrained, `start from "torchvision" (the model's ImageNet weights, downloaded into the cache), "none" (from scratch) or a .pth/.safetensors file of torchvision's 1000-class model`)
+	fs.BoolVar(&cfg.FreezeFeatures, "freeze-features", cfg.FreezeFeatures, "train only the new classifier: AlexNet's classifier (features frozen); a ResNet's fc (every other parameter frozen; BatchNorm still normalises by the batch and updates its running statistics, as PyTorch in train mode)")
 	fs.StringVar(&cfg.Data, "data", cfg.Data, `CIFAR-10: a folder of the official binary files (default: the cache, downloading once), or "synthetic" for the built-in set`)
 	fs.IntVar(&cfg.ImageSize, "image-size", cfg.ImageSize, "network input side (images are resized to size*8/7, then center-cropped); 64 makes CPU runs practical")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "mini-batch size")
@@ -48,7 +49,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 		}
 		return err
 	})
-	fs.StringVar(&cfg.Init, "init", "torch", `initialisation of the layers not loaded from weights: "torch" (PyTorch's defaults) or "kaiming" (torchvision's VGG scheme: trains from scratch much faster)`)
+	fs.StringVar(&cfg.Init, "init", "torch", `initialisation of the layers not loaded from weights: "torch" (the model as torchvision builds it: PyTorch's defaults for AlexNet; for a ResNet kaiming_normal_ fan_out convolutions, BatchNorm 1 and 0) or "kaiming" (torchvision's VGG scheme: trains AlexNet from scratch much faster; for a ResNet it changes only fc, to N(0, 0.01) and bias 0)`)
 	fs.StringVar(&cfg.Conv, "conv", cfg.Conv, convFlagUsage)
 	fs.StringVar(&cfg.Tune, "tune", "cached", tuneFlagUsage)
 	fs.StringVar(&cfg.InitFrom, "init-from", "", "start every parameter from this .pth or .safetensors state dict of the modified 10-class model (implies --pretrained none)")
@@ -92,12 +93,16 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	}
 	if !opts.Resume {
 		// The reference prints the network before and after replacing its last layers.
-		model, err := train.BuildModel(cfg.FreezeFeatures)
+		spec, err := train.LookupModel(cfg.Model)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(e.stdout, nn.AlexNet(1000))
-		fmt.Fprintln(e.stdout, "after replacing classifier.4 and classifier.6:")
+		model, err := train.BuildModel(cfg.Model, cfg.FreezeFeatures)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, spec.Torchvision(1000))
+		fmt.Fprintf(e.stdout, "after replacing %s:\n", strings.Join(spec.Replaced, " and "))
 		fmt.Fprintln(e.stdout, model)
 	}
 	res, err := train.Run(ctx, cfg, opts)

@@ -22,20 +22,26 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("tune", e)
 	var df deviceFlags
 	df.register(fs)
+	modelName := train.ModelAlexNet
+	registerModelFlag(fs, &modelName)
 	size := fs.Int("image-size", 224, "network input side (images are resized to size*8/7, then center-cropped)")
 	batch := fs.Int("batch", 4, "training batch")
 	evalBatches := fs.String("eval-batch", "", "also tune inference at these comma-separated batches (e.g. 1,64)")
-	freeze := fs.Bool("freeze-features", false, "freeze the convolutional layers, as train --freeze-features")
+	freeze := fs.Bool("freeze-features", false, "freeze all but the new classifier, as train --freeze-features")
 	full := fs.Bool("full", false, "time every pass again, even where the cache has it (--tune full)")
 	budget := fs.Duration("budget", tune.DefaultBudget, "time spent repeating each algorithm of each pass (at least 3 runs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	spec, err := train.LookupModel(modelName)
+	if err != nil {
+		return err
+	}
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	case *size < 64:
-		return fmt.Errorf("--image-size %d: must be at least 64", *size)
+	case *size < spec.MinImageSize:
+		return fmt.Errorf("--image-size %d: must be at least %d for %s", *size, spec.MinImageSize, spec.Title)
 	case *batch < 1:
 		return fmt.Errorf("--batch %d: must be positive", *batch)
 	}
@@ -50,7 +56,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		}
 		batches = append(batches, n)
 	}
-	model, dev, rt, err := openModelRuntime(df, e, *freeze)
+	model, dev, rt, err := openModelRuntime(df, e, modelName, *freeze)
 	if err != nil {
 		return err
 	}
@@ -65,7 +71,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		mode = tune.Full
 	}
 	cfg := train.Defaults()
-	cfg.ImageSize, cfg.Batch = *size, *batch
+	cfg.Model, cfg.ImageSize, cfg.Batch = modelName, *size, *batch
 	type job struct {
 		batch int
 		train bool
@@ -97,11 +103,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// openModelRuntime builds the modified AlexNet (its features frozen with
-// freeze) and opens the flags' device with a runtime on it; the caller closes
-// the runtime, then the device.
-func openModelRuntime(df deviceFlags, e *env, freeze bool) (*nn.Model, *vk.Device, *layers.Runtime, error) {
-	model, err := train.BuildModel(freeze)
+// openModelRuntime builds the experiment's network for the model name (all
+// but its new classifier frozen with freeze) and opens the flags' device with
+// a runtime on it; the caller closes the runtime, then the device.
+func openModelRuntime(df deviceFlags, e *env, name string, freeze bool) (*nn.Model, *vk.Device, *layers.Runtime, error) {
+	model, err := train.BuildModel(name, freeze)
 	if err != nil {
 		return nil, nil, nil, err
 	}

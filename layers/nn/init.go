@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"vktrain/train/weights"
 )
@@ -43,12 +44,21 @@ func (p Param) FanIn() int {
 // InitBound), drawn uniformly from [-bound, bound) with a PCG generator seeded by
 // seed and the parameter's name: the same seed and name give the same values
 // whatever the rest of the model is, so a replaced layer can be initialized alone.
-// A parameter whose layer has no weight to take fan_in from comes back as zeros.
+// A BatchNorm2d's weight is 1 and its bias 0 (its reset_parameters). A
+// parameter whose layer has no weight to take fan_in from comes back as zeros.
 //
 // The distribution is PyTorch's; the values are not torch's bit for bit (torch
 // draws from its own generator).
 func InitParam(p Param, seed uint64) []float32 {
 	vals := make([]float32, p.Numel())
+	if _, ok := p.Module.(*BatchNorm2d); ok {
+		if p.Local == "weight" {
+			for i := range vals {
+				vals[i] = 1
+			}
+		}
+		return vals
+	}
 	bound := InitBound(p.FanIn())
 	if bound == 0 {
 		return vals
@@ -62,44 +72,33 @@ func InitParam(p Param, seed uint64) []float32 {
 	return vals
 }
 
-// Init returns InitParam's values for every parameter, by state_dict name.
-func (m *Model) Init(seed uint64) map[string][]float32 {
-	ps := m.Params()
-	out := make(map[string][]float32, len(ps))
-	for _, p := range ps {
-		out[p.Name] = InitParam(p, seed)
-	}
-	return out
-}
-
-// InitStateDict returns InitParam's values for every parameter as a state dict
-// in state_dict order, ready for weights.WriteSafetensors and the like.
+// InitStateDict is InitStateDictScheme(seed, InitTorch): the model's whole
+// initial state as torchvision builds it.
 func (m *Model) InitStateDict(seed uint64) (*weights.StateDict, error) {
-	sd := &weights.StateDict{}
-	for _, p := range m.Params() {
-		t := &weights.Tensor{Shape: append([]int(nil), p.Shape...), Data: InitParam(p, seed)}
-		if err := sd.Add(p.Name, t); err != nil {
-			return nil, err
-		}
-	}
-	return sd, nil
+	return m.InitStateDictScheme(seed, InitTorch)
 }
 
 // InitScheme chooses how InitStateDictScheme draws the initial parameters.
 type InitScheme string
 
-// Initialisation schemes: PyTorch's default reset_parameters (InitParam), or
-// the one torchvision gives VGG and ResNet, which trains deep ReLU networks from
-// scratch much faster: convolution weights normal with std sqrt(2/fan_out)
-// (kaiming_normal_, mode fan_out), linear weights normal with std 0.01, biases 0.
+// Initialisation schemes. InitTorch is the model as torchvision builds it:
+// PyTorch's default reset_parameters (InitParam) for AlexNet, and for a
+// ResNet what ResNet.__init__ does on top: convolution weights normal with
+// std sqrt(2/fan_out) (kaiming_normal_, mode fan_out). InitKaiming is the
+// scheme torchvision gives VGG, which trains deep ReLU networks from scratch
+// much faster: convolution weights as a ResNet's, linear weights normal with
+// std 0.01, biases 0. BatchNorm weights are 1 and biases 0 in both.
 const (
 	InitTorch   InitScheme = "torch"
 	InitKaiming InitScheme = "kaiming"
 )
 
 // InitParamKaiming returns InitKaiming's values for one parameter, seeded like
-// InitParam by seed and the parameter's name.
+// InitParam by seed and the parameter's name (a BatchNorm2d's as InitParam's).
 func InitParamKaiming(p Param, seed uint64) []float32 {
+	if _, ok := p.Module.(*BatchNorm2d); ok {
+		return InitParam(p, seed)
+	}
 	vals := make([]float32, p.Numel())
 	if p.Local != "weight" || len(p.Shape) < 2 {
 		return vals // biases start at zero
@@ -117,18 +116,39 @@ func InitParamKaiming(p Param, seed uint64) []float32 {
 	return vals
 }
 
-// InitStateDictScheme is InitStateDict with a choice of scheme.
+// InitStateDictScheme returns the model's initial state by scheme, every
+// entry of StateSpecs in state_dict order: the parameters drawn from seed
+// (each from a generator seeded by seed and its name), the buffers as a new
+// BatchNorm2d's (running_mean 0, running_var 1, num_batches_tracked 0).
 func (m *Model) InitStateDictScheme(seed uint64, scheme InitScheme) (*weights.StateDict, error) {
-	if scheme == InitTorch || scheme == "" {
-		return m.InitStateDict(seed)
+	if scheme == "" {
+		scheme = InitTorch
 	}
-	if scheme != InitKaiming {
+	if scheme != InitTorch && scheme != InitKaiming {
 		return nil, fmt.Errorf("unknown initialisation %q (want %q or %q)", scheme, InitTorch, InitKaiming)
 	}
-	sd := &weights.StateDict{}
+	params := map[string][]float32{}
 	for _, p := range m.Params() {
-		t := &weights.Tensor{Shape: append([]int(nil), p.Shape...), Data: InitParamKaiming(p, seed)}
-		if err := sd.Add(p.Name, t); err != nil {
+		_, isConv := p.Module.(*Conv2d)
+		switch {
+		case scheme == InitKaiming, isConv && p.Local == "weight" && m.name == "ResNet":
+			params[p.Name] = InitParamKaiming(p, seed)
+		default:
+			params[p.Name] = InitParam(p, seed)
+		}
+	}
+	sd := &weights.StateDict{}
+	for _, s := range m.StateSpecs() {
+		v, ok := params[s.Name]
+		if !ok { // a buffer
+			v = make([]float32, max(1, int(numel(s.Shape))))
+			if strings.HasSuffix(s.Name, ".running_var") {
+				for i := range v {
+					v[i] = 1
+				}
+			}
+		}
+		if err := sd.Add(s.Name, &weights.Tensor{Shape: append([]int{}, s.Shape...), Data: v}); err != nil {
 			return nil, err
 		}
 	}

@@ -305,8 +305,8 @@ type Param struct {
 	Name      string // state_dict name, such as "features.0.weight"
 	Shape     []int  // PyTorch's shape, such as [64, 3, 11, 11]
 	Trainable bool   // false once frozen (requires_grad False)
-	Module    Module // the layer that owns it
-	Path      string // the layer's path, such as "features.0"
+	Module    Module // the layer that owns it (a residual block's own layer: its Conv2d or BatchNorm2d)
+	Path      string // the layer's path, such as "features.0" or "layer1.0.conv1"
 	Local     string // the name within the layer, such as "weight"
 }
 
@@ -324,6 +324,12 @@ func (m *Model) Params() []Param {
 		}
 		if c, ok := mod.(container); ok {
 			for _, ch := range c.children() {
+				visit(path+"."+ch.Name, ch.Module)
+			}
+			return
+		}
+		if b, ok := mod.(*Block); ok { // its parameters belong to its own layers
+			for _, ch := range b.children {
 				visit(path+"."+ch.Name, ch.Module)
 			}
 			return

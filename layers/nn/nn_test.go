@@ -422,10 +422,25 @@ func TestFreeze(t *testing.T) {
 	}
 }
 
+// initValues is m.InitStateDict(seed) by name.
+func initValues(t *testing.T, m *Model, seed uint64) map[string][]float32 {
+	t.Helper()
+	sd, err := m.InitStateDict(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]float32{}
+	for _, name := range sd.Names {
+		v, _ := sd.Get(name)
+		out[name] = v.Data
+	}
+	return out
+}
+
 func TestInit(t *testing.T) {
 	m := surgeryModel(t)
-	a, b := m.Init(1), m.Init(1)
-	c := m.Init(2)
+	a, b := initValues(t, m, 1), initValues(t, m, 1)
+	c := initValues(t, m, 2)
 	for _, p := range m.Params() {
 		va := a[p.Name]
 		if int64(len(va)) != p.Numel() {
@@ -476,7 +491,7 @@ func TestInit(t *testing.T) {
 		}
 	}
 	// Values depend on the seed and the name, not on the rest of the model.
-	orig := AlexNet(1000).Init(1)
+	orig := initValues(t, AlexNet(1000), 1)
 	for _, name := range []string{"features.0.weight", "classifier.1.bias"} {
 		if !slices.Equal(orig[name], a[name]) {
 			t.Errorf("%s differs between the original and the modified model", name)

@@ -42,14 +42,22 @@ func (m *Model) Summary(batch, c, h, w int) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := map[string][2]int64{} // layer path -> total, trainable
+	params := map[string][2]int64{} // step path -> total, trainable
+	for _, st := range steps {
+		params[st.path] = [2]int64{}
+	}
 	for _, p := range m.Params() {
-		v := params[p.Path]
+		// The step holding it: its layer, or the residual block its layer is in.
+		path := p.Path
+		for _, ok := params[path]; !ok && strings.Contains(path, "."); _, ok = params[path] {
+			path = path[:strings.LastIndexByte(path, '.')]
+		}
+		v := params[path]
 		v[0] += p.Numel()
 		if p.Trainable {
 			v[1] += p.Numel()
 		}
-		params[p.Path] = v
+		params[path] = v
 	}
 	s := &Summary{Model: m.name, Batch: batch, Input: []int{batch, c, h, w}}
 	upstreamTrainable := false // whether a layer before this one has trainable parameters

@@ -15,15 +15,16 @@
 #   CMP_SEEDS    seeds ("1 2 3")         CMP_TRAIN_LIMIT / CMP_TEST_LIMIT (0: all)
 #   CMP_SMOOTHING label smoothing of the training loss (0)
 #   CMP_THREADS  PyTorch's threads (2)   CMP_OUT     runs directory (runs/compare)
+#   CMP_MODEL    alexnet|resnet18 (alexnet: the modified AlexNet; resnet18: fc -> Linear(512, 10))
 #   VKTRAIN      the vktrain binary (bin/vktrain)
 set -euo pipefail
 data=${CMP_DATA:-../shared/data/cifar-10-full}
 size=${CMP_SIZE:-64} batch=${CMP_BATCH:-64} epochs=${CMP_EPOCHS:-3} lr=${CMP_LR:-0.01}
 schedule=${CMP_SCHEDULE:-constant} warmup=${CMP_WARMUP:-0} smoothing=${CMP_SMOOTHING:-0}
-seeds=${CMP_SEEDS:-1 2 3} threads=${CMP_THREADS:-2}
+seeds=${CMP_SEEDS:-1 2 3} threads=${CMP_THREADS:-2} model=${CMP_MODEL:-alexnet}
 out=${CMP_OUT:-runs/compare} vktrain=${VKTRAIN:-bin/vktrain}
 limits=(--train-limit "${CMP_TRAIN_LIMIT:-0}" --test-limit "${CMP_TEST_LIMIT:-0}")
-recipe=(--image-size "$size" --batch "$batch" --epochs "$epochs" --lr "$lr" --momentum 0.9
+recipe=(--model "$model" --image-size "$size" --batch "$batch" --epochs "$epochs" --lr "$lr" --momentum 0.9
   --lr-schedule "$schedule" --warmup-epochs "$warmup" --label-smoothing "$smoothing" "${limits[@]}")
 [ -f "$data/data_batch_1.bin" ] || { echo "compare-learning: no CIFAR-10 files in $data (set CMP_DATA)" >&2; exit 1; }
 mkdir -p "$out"

@@ -26,6 +26,7 @@ import sys
 import time
 
 import torch
+import torchvision
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +91,8 @@ def main():
     ap.add_argument("--warmup-epochs", type=float, default=0.0)
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="training loss: nn.CrossEntropyLoss(label_smoothing=eps), eps in [0, 1)")
+    ap.add_argument("--model", choices=["alexnet", "resnet18"], default="alexnet",
+                    help="the modified AlexNet, or torchvision's ResNet-18 with fc -> Linear(512, 10)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--train-limit", type=int, default=0)
@@ -105,7 +108,11 @@ def main():
     x, y = read_cifar([os.path.join(args.data, f) for f in names], args.train_limit)
     tx, ty = read_cifar([os.path.join(args.data, "test_batch.bin")], args.test_limit)
     resize = args.image_size * 8 // 7
-    model = modified_alexnet()
+    if args.model == "resnet18":
+        model = torchvision.models.resnet18(num_classes=1000)
+        model.fc = torch.nn.Linear(512, 10)
+    else:
+        model = modified_alexnet()
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     steps = len(y) // args.batch
@@ -116,7 +123,7 @@ def main():
         def write(rec):
             out.write(json.dumps(rec) + "\n")
             out.flush()
-        write({"kind": "config", "schema": 1, "model": "alexnet", "pretrained": False, "dataset": args.data,
+        write({"kind": "config", "schema": 1, "model": args.model, "pretrained": False, "dataset": args.data,
                "image_size": args.image_size, "batch": args.batch, "epochs": args.epochs, "lr": args.lr,
                "momentum": args.momentum, "weight_decay": args.weight_decay, "seed": args.seed,
                "device": f"PyTorch {torch.__version__} CPU ({blas})", "classes": CLASSES, "train_images": len(y),

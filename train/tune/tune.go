@@ -240,7 +240,9 @@ type Result struct {
 // Choose returns the algorithm of every convolution pass of model laid out by
 // cfg (whose ConvChoices it ignores): from the cache, or timed on a probe
 // network with cfg's shapes (closed before it returns) where the cache lacks
-// them or opts.Mode is Full. Passes the network does not run keep
+// them or opts.Mode is Full; passes of one key (equal convolutions at equal
+// shapes, as in a ResNet's repeated blocks) are timed once. Passes the
+// network does not run keep
 // cfg.ConvAlgo's choice. Mode Off returns nil (cfg.ConvAlgo decides). The
 // cache is saved when it gained entries.
 func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers.NetworkConfig, cache *Cache, opts Options) (*Result, error) {
@@ -281,7 +283,8 @@ func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers
 	}
 	choices := Choices{}
 	res := &Result{Choices: choices}
-	var todo []trial
+	var todo, repeats []trial // repeats: a pass of the same key as one in todo (a ResNet's equal blocks), timed once
+	queued := map[string]bool{}
 	for _, p := range parts {
 		pass, ok := p.ConvPass()
 		if !ok {
@@ -313,7 +316,13 @@ func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers
 				log.Warn("tuning cache entry unusable: re-tuning it", "key", key, "algo", e.Algo)
 			}
 		}
-		todo = append(todo, trial{part: p, pass: pass, key: key, algos: algos})
+		t := trial{part: p, pass: pass, key: key, algos: algos}
+		if queued[key] {
+			repeats = append(repeats, t)
+			continue
+		}
+		queued[key] = true
+		todo = append(todo, t)
 	}
 	total := 0
 	for _, t := range todo {
@@ -353,6 +362,14 @@ func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers
 		c[t.pass] = a
 		choices[t.part.Layer] = c
 	}
+	for _, t := range repeats {
+		e, _ := cache.Lookup(t.key) // timed above
+		res.Decisions = append(res.Decisions, Decision{Layer: t.part.Layer, Pass: t.pass, Key: t.key, Entry: e})
+		a, _ := layers.ParseConvAlgo(e.Algo)
+		c := choices[t.part.Layer]
+		c[t.pass] = a
+		choices[t.part.Layer] = c
+	}
 	if opts.Progress != nil && total > 0 {
 		opts.Progress(total, total, "")
 	}
@@ -371,7 +388,7 @@ func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers
 // and Choose times what it must.
 func fromCache(model *nn.Model, cfg layers.NetworkConfig, cache *Cache) (res *Result, ok bool) {
 	side := cfg.Input.Crop
-	steps, err := model.Layers(3, side, side)
+	steps, err := leaves(model, side)
 	if err != nil {
 		return nil, false
 	}
@@ -414,6 +431,37 @@ func fromCache(model *nn.Model, cfg layers.NetworkConfig, cache *Cache) (res *Re
 	}
 	res.Decisions = append(res.Decisions, backward...)
 	return res, true
+}
+
+// leaves are model's leaf layers at a side x side input in the order a
+// layers.Network lays them out: a residual block (nn.Block) opened into its
+// main path, then its shortcut, named as the network names them
+// ("layer1.0.conv1", "layer2.0.downsample.0").
+func leaves(model *nn.Model, side int) ([]nn.Layer, error) {
+	steps, err := model.Layers(3, side, side)
+	if err != nil {
+		return nil, err
+	}
+	var out []nn.Layer
+	for _, l := range steps {
+		b, ok := l.Module.(*nn.Block)
+		if !ok {
+			out = append(out, l)
+			continue
+		}
+		for _, path := range [][]nn.Named{b.MainPath(), b.Shortcut()} {
+			cur := l.In
+			for _, p := range path {
+				next, err := p.Module.OutShape(cur)
+				if err != nil {
+					return nil, fmt.Errorf("%s.%s: %w", l.Path, p.Name, err)
+				}
+				out = append(out, nn.Layer{Path: l.Path + "." + p.Name, Module: p.Module, In: cur, Out: next})
+				cur = next
+			}
+		}
+	}
+	return out, nil
 }
 
 // order is the index of d's pass among parts.

@@ -55,7 +55,7 @@ var quick = tune.Options{Mode: tune.Cached, Budget: time.Millisecond}
 // file, times nothing and chooses the same; Full times everything again.
 func TestChooseCachesAndReuses(t *testing.T) {
 	rt := openRuntime(t)
-	model, err := train.BuildModel(false)
+	model, err := train.BuildModel(train.ModelAlexNet, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestChooseCachesAndReuses(t *testing.T) {
 // re-tuned; the file is then rewritten whole.
 func TestCacheBadFiles(t *testing.T) {
 	rt := openRuntime(t)
-	model, err := train.BuildModel(false)
+	model, err := train.BuildModel(train.ModelAlexNet, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,4 +233,87 @@ func TestCacheBadFiles(t *testing.T) {
 	if _, err := tune.ParseMode("sometimes"); err == nil || !strings.Contains(err.Error(), "off, cached or full") {
 		t.Errorf("ParseMode(sometimes): %v", err)
 	}
+}
+
+// TestChooseResNet tunes a ResNet (--model resnet18, 8 channels wide, at
+// 32x32, batch 2): the convolutions inside its residual blocks are tuned,
+// named as the network names them; equal convolutions at equal shapes (the
+// blocks of a stage) are timed once and share the entry; and a second
+// Choose answers from the cache alone with the same choices for every one
+// of them.
+func TestChooseResNet(t *testing.T) {
+	rt := openRuntime(t)
+	cfg := train.Defaults()
+	cfg.Model, cfg.Width, cfg.ImageSize, cfg.Batch = train.ModelResNet18, 8, 32, 2
+	model, err := train.BuildModelFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ncfg := train.NetworkConfigFor(cfg, true)
+	ncfg.ConvAlgo = layers.ConvWinograd4
+	dir := t.TempDir()
+	cache, err := tune.OpenCache(dir, rt.Dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress := 0
+	opts := quick
+	opts.Progress = func(done, total int, what string) { progress++ }
+	first, err := tune.Choose(context.Background(), rt, model, ncfg, cache, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]tune.Entry{}
+	timings := 0
+	layersTuned := map[string]bool{}
+	for _, d := range first.Decisions {
+		layersTuned[d.Layer] = true
+		if e, seen := entries[d.Key]; seen {
+			if e.Algo != d.Entry.Algo || len(e.TimesMS) != len(d.Entry.TimesMS) {
+				t.Errorf("%s %s: %+v, another pass of the key %+v", d.Layer, d.Pass, d.Entry, e)
+			}
+			continue
+		}
+		entries[d.Key] = d.Entry
+		timings += len(d.Entry.TimesMS)
+	}
+	// The 3x3 stride-1 convolutions: layer1's four, and three in each later stage.
+	for _, l := range []string{"layer1.0.conv1", "layer1.1.conv2", "layer2.0.conv2", "layer2.1.conv1", "layer4.1.conv2"} {
+		if !layersTuned[l] {
+			t.Errorf("%s not tuned; tuned %v", l, layersTuned)
+		}
+	}
+	if len(first.Decisions) != 13*3 || len(entries) >= len(first.Decisions) {
+		t.Errorf("%d passes decided over %d keys, want 39 (13 convolutions x 3 passes) over fewer keys", len(first.Decisions), len(entries))
+	}
+	if progress != timings+1 {
+		t.Errorf("%d progress calls, want %d: each key's algorithms timed once, then the end", progress, timings+1)
+	}
+	again, err := tune.OpenCache(dir, rt.Dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := tune.Choose(context.Background(), rt, model, ncfg, again, quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.Decisions) != len(first.Decisions) {
+		t.Errorf("%d passes from the cache, %d tuned", len(second.Decisions), len(first.Decisions))
+	}
+	for _, d := range second.Decisions {
+		if !d.Cached {
+			t.Errorf("%s %s timed again with a full cache", d.Layer, d.Pass)
+		}
+	}
+	for layer, c := range first.Choices {
+		if second.Choices[layer] != c {
+			t.Errorf("%s: %v from the cache, %v when tuned", layer, second.Choices[layer], c)
+		}
+	}
+	ncfg.ConvChoices = second.Choices
+	net, err := layers.NewNetwork(rt, model, ncfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.Close()
 }
