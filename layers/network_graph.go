@@ -67,34 +67,24 @@ func (n *Network) addChain(leaves []leaf, x *Tensor) (*Tensor, error) {
 // addBlock lays out a residual block: its main path and shortcut from x,
 // then their sum with the block's final ReLU fused.
 func (n *Network) addBlock(l leaf, b *nn.Block, x *Tensor) (*Tensor, error) {
-	leaves := func(parts []nn.Named) ([]leaf, error) {
-		out := make([]leaf, len(parts))
-		cur := l.in
-		for i, p := range parts {
-			next, err := p.Module.OutShape(cur)
-			if err != nil {
-				return nil, fmt.Errorf("network: %s.%s: %w", l.path, p.Name, err)
-			}
-			out[i] = leaf{path: l.path + "." + p.Name, mod: p.Module, in: cur, out: next}
-			cur = next
-		}
-		return out, nil
-	}
-	main, err := leaves(b.MainPath())
+	mainLayers, shortLayers, err := b.Layers(l.path, l.in)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("network: %w", err)
 	}
-	mainOut, err := n.addChain(main, x)
+	leaves := func(ls []nn.Layer) []leaf {
+		out := make([]leaf, len(ls))
+		for i, c := range ls {
+			out[i] = leaf{path: c.Path, mod: c.Module, in: c.In, out: c.Out}
+		}
+		return out
+	}
+	mainOut, err := n.addChain(leaves(mainLayers), x)
 	if err != nil {
 		return nil, err
 	}
 	short := x
-	if sc := b.Shortcut(); sc != nil {
-		scLeaves, err := leaves(sc)
-		if err != nil {
-			return nil, err
-		}
-		if short, err = n.addChain(scLeaves, x); err != nil {
+	if len(shortLayers) > 0 {
+		if short, err = n.addChain(leaves(shortLayers), x); err != nil {
 			return nil, err
 		}
 	}
@@ -138,7 +128,7 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 		if !m.Bias {
 			op.conv.DropBias()
 		}
-		op.conv.SetAlgo(op.conv.ChooseAlgo(n.cfg.ConvAlgo))
+		op.conv.SetAlgo(op.conv.ChooseAlgo(n.cfg.ConvAlgo, l.out[1], l.out[2]))
 		if choice, ok := n.cfg.ConvChoices[l.path]; ok {
 			for pass, a := range choice {
 				if !op.conv.AlgoApplies(a) {

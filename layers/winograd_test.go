@@ -200,19 +200,28 @@ func TestConv2DWinogradErrors(t *testing.T) {
 	}
 }
 
-// TestChooseAlgo: a network's algorithm falls back per layer to one that applies.
+// TestChooseAlgo: a network's algorithm falls back per layer to one that
+// applies, and F(4x4, 3x3) to F(2x2, 3x3) on outputs smaller than its tiles.
 func TestChooseAlgo(t *testing.T) {
 	for _, c := range []struct {
 		k, stride, pad int
 		ask, want      ConvAlgo
+		outH, outW     int
 	}{
-		{3, 1, 1, ConvWinograd, ConvWinograd}, {5, 1, 2, ConvWinograd, ConvWinograd}, {11, 4, 2, ConvWinograd, ConvIm2col},
-		{3, 1, 1, ConvWinograd4, ConvWinograd4}, {5, 1, 2, ConvWinograd4, ConvWinograd}, {3, 2, 1, ConvWinograd4, ConvIm2col},
-		{3, 1, 1, ConvIm2col, ConvIm2col}, {3, 1, 3, ConvWinograd4, ConvIm2col}, {5, 1, 4, ConvWinograd4, ConvWinograd},
+		{k: 3, stride: 1, pad: 1, ask: ConvWinograd4, want: ConvWinograd, outH: 2, outW: 7},
+		{k: 3, stride: 1, pad: 1, ask: ConvWinograd4, want: ConvWinograd, outH: 7, outW: 3},
+		{k: 3, stride: 1, pad: 1, ask: ConvWinograd4, want: ConvWinograd4, outH: 4, outW: 4},
+		{k: 3, stride: 2, pad: 1, ask: ConvWinograd4, want: ConvIm2col, outH: 2, outW: 2},
+		{k: 3, stride: 1, pad: 1, ask: ConvWinograd, want: ConvWinograd}, {k: 5, stride: 1, pad: 2, ask: ConvWinograd, want: ConvWinograd}, {k: 11, stride: 4, pad: 2, ask: ConvWinograd, want: ConvIm2col},
+		{k: 3, stride: 1, pad: 1, ask: ConvWinograd4, want: ConvWinograd4}, {k: 5, stride: 1, pad: 2, ask: ConvWinograd4, want: ConvWinograd}, {k: 3, stride: 2, pad: 1, ask: ConvWinograd4, want: ConvIm2col},
+		{k: 3, stride: 1, pad: 1, ask: ConvIm2col, want: ConvIm2col}, {k: 3, stride: 1, pad: 3, ask: ConvWinograd4, want: ConvIm2col}, {k: 5, stride: 1, pad: 4, ask: ConvWinograd4, want: ConvWinograd},
 	} {
 		cv := Conv2D{R: c.k, S: c.k, StrideH: c.stride, StrideW: c.stride, PadH: c.pad, PadW: c.pad}
-		if got := cv.ChooseAlgo(c.ask); got != c.want {
-			t.Errorf("%dx%d stride %d pad %d asked %s: got %s, want %s", c.k, c.k, c.stride, c.pad, c.ask, got, c.want)
+		if c.outH == 0 {
+			c.outH, c.outW = 13, 13
+		}
+		if got := cv.ChooseAlgo(c.ask, c.outH, c.outW); got != c.want {
+			t.Errorf("%dx%d stride %d pad %d output %dx%d asked %s: got %s, want %s", c.k, c.k, c.stride, c.pad, c.outH, c.outW, c.ask, got, c.want)
 		}
 	}
 }

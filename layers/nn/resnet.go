@@ -162,6 +162,33 @@ func (b *Block) Shortcut() []Named {
 	return out
 }
 
+// Layers lays the block's main path and shortcut out for a per-sample input
+// in, as Model.Layers lays a model out: each leaf with its path (prefix, a
+// dot and its name in the block) and the shapes that reach and leave it. The
+// shortcut is empty where it is x itself.
+func (b *Block) Layers(prefix string, in []int) (main, shortcut []Layer, err error) {
+	chain := func(parts []Named) ([]Layer, error) {
+		out := make([]Layer, len(parts))
+		cur := in
+		for i, p := range parts {
+			next, err := p.Module.OutShape(cur)
+			if err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", prefix, p.Name, err)
+			}
+			out[i] = Layer{Path: prefix + "." + p.Name, Module: p.Module, In: cur, Out: next}
+			cur = next
+		}
+		return out, nil
+	}
+	if main, err = chain(b.MainPath()); err != nil {
+		return nil, nil, err
+	}
+	if shortcut, err = chain(b.Shortcut()); err != nil {
+		return nil, nil, err
+	}
+	return main, shortcut, nil
+}
+
 // Type returns "BasicBlock" or "Bottleneck".
 func (b *Block) Type() string { return b.kind }
 

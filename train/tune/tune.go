@@ -401,7 +401,7 @@ func fromCache(model *nn.Model, cfg layers.NetworkConfig, cache *Cache) (res *Re
 		}
 		c := &layers.Conv2D{C: m.InChannels, K: m.OutChannels, R: m.KernelSize[0], S: m.KernelSize[1],
 			StrideH: m.Stride[0], StrideW: m.Stride[1], PadH: m.Padding[0], PadW: m.Padding[1]}
-		c.SetAlgo(c.ChooseAlgo(cfg.ConvAlgo))
+		c.SetAlgo(c.ChooseAlgo(cfg.ConvAlgo, l.Out[1], l.Out[2]))
 		applies := 0
 		for _, a := range layers.ConvAlgos {
 			if c.AlgoApplies(a) {
@@ -449,17 +449,11 @@ func leaves(model *nn.Model, side int) ([]nn.Layer, error) {
 			out = append(out, l)
 			continue
 		}
-		for _, path := range [][]nn.Named{b.MainPath(), b.Shortcut()} {
-			cur := l.In
-			for _, p := range path {
-				next, err := p.Module.OutShape(cur)
-				if err != nil {
-					return nil, fmt.Errorf("%s.%s: %w", l.Path, p.Name, err)
-				}
-				out = append(out, nn.Layer{Path: l.Path + "." + p.Name, Module: p.Module, In: cur, Out: next})
-				cur = next
-			}
+		main, shortcut, err := b.Layers(l.Path, l.In)
+		if err != nil {
+			return nil, err
 		}
+		out = append(append(out, main...), shortcut...)
 	}
 	return out, nil
 }
