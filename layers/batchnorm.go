@@ -109,8 +109,8 @@ func (r *Runtime) BatchNormStats(s *vk.Stream, b BatchNorm, x, stats, runMean, r
 	if b.N*b.S < 2 {
 		return fmt.Errorf("batchnorm stats: training needs more than 1 value per channel, got %d", b.N*b.S)
 	}
-	return r.dispatch(s, "batchnorm_stats", nil, [3]uint32{uint32(b.C), 1, 1}, b.push(),
-		x.Range().AsR32F(), stats.Range(), runMean.Range(), runVar.Range())
+	return r.dispatch(s, b.module("batchnorm_stats"), nil, [3]uint32{uint32(b.C), 1, 1}, b.push(),
+		b.texels(x), stats.Range(), runMean.Range(), runVar.Range())
 }
 
 // BatchNormEvalStats records the eval-mode statistics: the running mean and
@@ -131,8 +131,8 @@ func (r *Runtime) BatchNormForward(s *vk.Stream, b BatchNorm, x, stats, gamma, b
 	if x.Buffer() == y.Buffer() {
 		return fmt.Errorf("batchnorm forward: y %q must not be x", y.Name)
 	}
-	return r.dispatch(s, "batchnorm_apply", map[uint32]uint32{2: boolU32(b.ReLU)}, b.groups(), b.push(),
-		x.Range().AsR32F(), y.Range(), stats.Range(), gamma.Range(), beta.Range())
+	return r.dispatch(s, b.module("batchnorm_apply"), map[uint32]uint32{2: boolU32(b.ReLU)}, b.groups(), b.push(),
+		b.texels(x), y.Range(), stats.Range(), gamma.Range(), beta.Range())
 }
 
 // BatchNormBackward records dgamma and dbeta (written, not accumulated) and
@@ -152,15 +152,44 @@ func (r *Runtime) BatchNormBackward(s *vk.Stream, b BatchNorm, train bool, x, y,
 		return fmt.Errorf("batchnorm backward: dx %q must not be x, y or dy", dx.Name)
 	}
 	pc := b.push()
-	if err := r.dispatch(s, "batchnorm_bwd_reduce", map[uint32]uint32{2: boolU32(b.ReLU)}, [3]uint32{uint32(b.C), 1, 1}, pc,
-		x.Range().AsR32F(), dy.Range().AsR32F(), stats.Range(), dgamma.Range(), dbeta.Range(), y.Range().AsR32F()); err != nil {
+	if err := r.dispatch(s, b.module("batchnorm_bwd_reduce"), map[uint32]uint32{2: boolU32(b.ReLU)}, [3]uint32{uint32(b.C), 1, 1}, pc,
+		b.texels(x), b.texels(dy), stats.Range(), dgamma.Range(), dbeta.Range(), b.texels(y)); err != nil {
 		return err
 	}
-	return r.dispatch(s, "batchnorm_bwd_data", map[uint32]uint32{1: boolU32(train), 2: boolU32(b.ReLU)}, b.groups(), pc,
-		x.Range().AsR32F(), dy.Range().AsR32F(), stats.Range(), gamma.Range(), dgamma.Range(), dbeta.Range(), dx.Range(), y.Range().AsR32F())
+	return r.dispatch(s, b.module("batchnorm_bwd_data"), map[uint32]uint32{1: boolU32(train), 2: boolU32(b.ReLU)}, b.groups(), pc,
+		b.texels(x), b.texels(dy), stats.Range(), gamma.Range(), dgamma.Range(), dbeta.Range(), dx.Range(), b.texels(y))
 }
 
-// groups covers a channel's N*S values in x and the channels in y.
+// vec4 reports whether the kernels can take four values per invocation (the
+// *_v4 modules): each channel contiguous (NStride = S, as CNHW), its length
+// and offset whole texels.
+func (b BatchNorm) vec4() bool {
+	return b.NStride == b.S && (b.N*b.S)%4 == 0 && b.CStride%4 == 0
+}
+
+// module is the kernel of a pass: its four-wide form where vec4 holds.
+func (b BatchNorm) module(name string) string {
+	if b.vec4() {
+		return name + "_v4"
+	}
+	return name
+}
+
+// texels binds an activation as the kernels read it: RGBA32F texels (four
+// values) where vec4 holds, R32F (one) otherwise.
+func (b BatchNorm) texels(t *Tensor) vk.Range {
+	if b.vec4() {
+		return t.Range()
+	}
+	return t.Range().AsR32F()
+}
+
+// groups covers a channel's N*S values in x (four per invocation where vec4
+// holds) and the channels in y.
 func (b BatchNorm) groups() [3]uint32 {
-	return [3]uint32{uint32(ceilDiv(b.N*b.S, 64)), uint32(b.C), 1}
+	per := 64
+	if b.vec4() {
+		per = 256
+	}
+	return [3]uint32{uint32(ceilDiv(b.N*b.S, per)), uint32(b.C), 1}
 }

@@ -16,10 +16,12 @@ import (
 // channel counts that are not multiples of 4, a 1x1 spatial size, and a
 // channel longer than one workgroup's 64 invocations many times over. Every
 // result is held to the error bound stated in batchnorm.go, element by element.
+// The CNHW cases whose channel length is a multiple of 4 (c6n4h6w6, c3n2h8w2)
+// run the four-wide kernels (BatchNorm.vec4).
 func TestBatchNorm(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(11, 12))
-	shapes := [][4]int{{3, 1, 5, 7}, {5, 3, 1, 1}, {2, 3, 13, 11}, {7, 1, 2, 1}, {1, 2, 27, 27}, {13, 3, 3, 3}}
+	shapes := [][4]int{{3, 1, 5, 7}, {5, 3, 1, 1}, {2, 3, 13, 11}, {7, 1, 2, 1}, {1, 2, 27, 27}, {13, 3, 3, 3}, {6, 4, 6, 6}, {3, 2, 8, 2}}
 	for _, sh := range shapes {
 		for _, layout := range []string{"cnhw", "nchw"} {
 			for _, train := range []bool{true, false} {
@@ -44,6 +46,9 @@ func checkBatchNorm(t *testing.T, r *Runtime, rng *rand.Rand, c, n, h, w int, nc
 	b.ReLU = relu
 	if nchw {
 		b.CStride, b.NStride = h*w, c*h*w
+	}
+	if want := !nchw && (n*h*w)%4 == 0; b.vec4() != want {
+		t.Fatalf("four-wide kernels: %v, want %v", b.vec4(), want)
 	}
 	// Inputs in PyTorch's NCHW order, with an offset mean per channel so
 	// that the two-pass variance matters.

@@ -25,7 +25,8 @@ func narrowResNet(bottleneck bool) *nn.Model {
 // shortcuts), BatchNorm in training mode (batch statistics, running
 // statistics updated, num_batches_tracked counted) and in eval mode
 // (NetworkConfig.FrozenBatchNorm: model.eval() while training), under SGD
-// and AdamW, every convolution algorithm. Bounds as TestNetworkParity's:
+// and AdamW, every convolution algorithm on both GEMM variants. Bounds as
+// TestNetworkParity's:
 // logits, loss and the whole state_dict after the steps (buffers included)
 // 1e-4 of each tensor's largest value, the second step's gradients 1e-3.
 func TestNetworkParityResNet(t *testing.T) {
@@ -44,11 +45,13 @@ func TestNetworkParityResNet(t *testing.T) {
 		w := read(c.name + "_weights.pth")
 		train, eval := read(c.name+"_io.pth"), read(c.name+"_eval_io.pth")
 		t.Run(c.name, func(t *testing.T) {
-			for _, algo := range ConvAlgos {
-				t.Run(algo.String(), func(t *testing.T) {
-					checkParityWith(t, r, narrowResNet(c.bottleneck), imageNetInput(64, 64), w, train, NetworkConfig{SGD: sgd, ConvAlgo: algo})
-				})
-			}
+			variants(t, r, func(t *testing.T) {
+				for _, algo := range ConvAlgos {
+					t.Run(algo.String(), func(t *testing.T) {
+						checkParityWith(t, r, narrowResNet(c.bottleneck), imageNetInput(64, 64), w, train, NetworkConfig{SGD: sgd, ConvAlgo: algo})
+					})
+				}
+			})
 			t.Run("eval-mode", func(t *testing.T) {
 				checkParityWith(t, r, narrowResNet(c.bottleneck), imageNetInput(64, 64), w, eval, NetworkConfig{SGD: sgd, FrozenBatchNorm: true})
 			})
