@@ -140,11 +140,7 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 		op.inH, op.inW, op.outH, op.outW = l.in[1], l.in[2], l.out[1], l.out[2]
 		op.y, err = n.alloc(l.path+".out", l.out[0], batch, l.out[1], l.out[2])
 		n.scratchLen = max(n.scratchLen, op.conv.AnyAlgoScratchLen(batch, op.inH, op.inW))
-		op.trains = n.trainable[l.path+".weight"]
-		n.addParam(l.path+".weight", op.conv.Weight, op.conv.WeightGrad, op.trains)
-		if m.Bias {
-			n.addParam(l.path+".bias", op.conv.Bias, op.conv.BiasGrad, op.trains)
-		}
+		op.trains = n.addWeightBias(l.path, op.conv.Weight, op.conv.WeightGrad, op.conv.Bias, op.conv.BiasGrad)
 	case *nn.Linear:
 		op.relu = nextReLU
 		if op.lin, err = n.rt.NewLinear(l.path, m.InFeatures, m.OutFeatures, m.Bias, op.relu); err != nil {
@@ -152,11 +148,7 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 		}
 		n.freed = append(n.freed, op.lin)
 		op.y, err = n.alloc(l.path+".out", batch, m.OutFeatures)
-		op.trains = n.trainable[l.path+".weight"]
-		n.addParam(l.path+".weight", op.lin.Weight, op.lin.WeightGrad, op.trains)
-		if m.Bias {
-			n.addParam(l.path+".bias", op.lin.Bias, op.lin.BiasGrad, op.trains)
-		}
+		op.trains = n.addWeightBias(l.path, op.lin.Weight, op.lin.WeightGrad, op.lin.Bias, op.lin.BiasGrad)
 	case *nn.BatchNorm2d:
 		op.relu = nextReLU
 		if err := n.addBatchNorm(op, m); err != nil {
@@ -193,6 +185,17 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 	}
 	n.appendOp(op)
 	return op.y, nil
+}
+
+// addWeightBias adds a layer's weight and its bias (none where bias is nil)
+// as parameters and reports whether they train.
+func (n *Network) addWeightBias(path string, weight, weightGrad, bias, biasGrad *Tensor) bool {
+	trains := n.trainable[path+".weight"]
+	n.addParam(path+".weight", weight, weightGrad, trains)
+	if bias != nil {
+		n.addParam(path+".bias", bias, biasGrad, trains)
+	}
+	return trains
 }
 
 // addBatchNorm lays out a BatchNorm2d on op's CNHW input: gamma 1, beta 0,

@@ -236,23 +236,7 @@ def main():
     else:
         opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     model.train()
-    io = {}
-    for step in range(2):
-        records = torch.randint(0, 256, (batch, 3 * 32 * 32), dtype=torch.uint8)
-        labels = torch.randint(0, 10, (batch,))
-        x = preprocess(records, resize, crop, double=full)
-        opt.zero_grad()
-        logits = model(x)
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-        loss.backward()
-        opt.step()
-        io[f"step{step}.records"] = records
-        io[f"step{step}.labels"] = labels
-        io[f"step{step}.logits"] = logits.detach()
-        io[f"step{step}.loss"] = loss.detach().reshape(1)
-    for k, p in model.named_parameters():
-        io["grad." + k] = p.grad.detach().clone()
-        io["after." + k] = p.detach().clone()
+    io = run_steps(model, opt, batch, resize, crop, double=full, smoothing=smoothing)
     io_name = name + ("_adamw_io.pth" if adamw else "_groups_io.pth" if groups else
                       "_smooth_io.pth" if smoothing else "_io.pth")
     torch.save(io, os.path.join(out, io_name))
