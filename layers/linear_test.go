@@ -19,13 +19,16 @@ func absAll(v []float64) []float64 {
 }
 
 // TestLinear checks forward (with and without fused ReLU), the input gradient and
-// the weight and bias gradients against layers/ref on odd sizes, both GEMM variants.
+// the weight and bias gradients against layers/ref on odd sizes, both GEMM variants
+// (and the GEMV of batch 1).
 // Bound per element: dotBound over the products' absolute values (float32 sums).
 func TestLinear(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(11, 12))
 	variants(t, r, func(t *testing.T) {
-		for _, c := range []struct{ n, in, out int }{{1, 1, 1}, {3, 13, 10}, {4, 64, 7}, {5, 100, 33}} {
+		// n 1 with in a multiple of 4: the forward runs as a GEMV (37 and 3
+		// outputs: a last workgroup of one and of three features).
+		for _, c := range []struct{ n, in, out int }{{1, 1, 1}, {3, 13, 10}, {4, 64, 7}, {5, 100, 33}, {1, 1028, 37}, {1, 4, 3}, {2, 260, 65}} {
 			for _, relu := range []bool{false, true} {
 				name := fmt.Sprintf("n%d/in%d/out%d/relu=%v", c.n, c.in, c.out, relu)
 				l, err := r.NewLinear("fc", c.in, c.out, true, relu)
@@ -93,5 +96,32 @@ func TestLinearShapeErrors(t *testing.T) {
 	defer s.Close()
 	if err := r.LinearForward(s, l, 2, x, y); err == nil {
 		t.Error("y of the wrong size accepted")
+	}
+}
+
+// TestLinearNoBiasGEMV: a layer without bias at batch 1 (the GEMV) adds
+// nothing, with and without its fused ReLU.
+func TestLinearNoBiasGEMV(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n, in, out = 1, 36, 5
+	for _, relu := range []bool{false, true} {
+		l, err := r.NewLinear("fc", in, out, false, relu)
+		must(t, err)
+		t.Cleanup(l.Free)
+		w, x := randn(rng, out*in), randn(rng, n*in)
+		must(t, l.Weight.Upload(to32(w)))
+		y := zeros(t, r, "y", n, out)
+		run(t, r, func(s *vk.Stream) error { return r.LinearForward(s, l, n, tensorWith(t, r, "x", x, n, in), y) })
+		want, _ := ref.LinearForward(n, in, out, x, w, make([]float64, out))
+		mag, _ := ref.LinearForward(n, in, out, absAll(x), absAll(w), make([]float64, out))
+		bound := make([]float64, len(want))
+		for i := range want {
+			if relu {
+				want[i] = math.Max(want[i], 0)
+			}
+			bound[i] = dotBound(in, mag[i])
+		}
+		compareBound(t, fmt.Sprintf("relu=%v/y", relu), download(t, y), want, bound)
 	}
 }
