@@ -126,11 +126,9 @@ type Network struct {
 	owned   []*Tensor // activations and gradients to free
 	classes int
 
-	// Laying out (build): which parameters train, how many ops read each
-	// activation, which activations need a gradient, the largest convolution
-	// scratch, the dropout layers so far.
+	// Laying out (build): which parameters train, which activations need a
+	// gradient, the largest convolution scratch, the dropout layers so far.
 	trainable  map[string]bool
-	uses       map[*Tensor]int
 	needsGrad  map[*Tensor]bool
 	scratchLen int
 	drops      int
@@ -261,7 +259,7 @@ func (n *Network) build() error {
 	if err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	n.trainable, n.uses, n.needsGrad = map[string]bool{}, map[*Tensor]int{}, map[*Tensor]bool{}
+	n.trainable, n.needsGrad = map[string]bool{}, map[*Tensor]bool{}
 	for _, p := range n.model.Params() {
 		n.trainable[p.Name] = p.Trainable
 	}

@@ -96,13 +96,11 @@ func (n *Network) addBlock(l leaf, b *nn.Block, x *Tensor) (*Tensor, error) {
 	return op.y, nil
 }
 
-// appendOp adds op to the forward pass, counting its reads and whether its
-// output needs a gradient (it trains, or an input needs one).
+// appendOp adds op to the forward pass, noting whether its output needs a
+// gradient (it trains, or an input needs one).
 func (n *Network) appendOp(op *netOp) {
-	n.uses[op.x]++
 	needs := op.trains || n.needsGrad[op.x]
 	if op.x2 != nil {
-		n.uses[op.x2]++
 		needs = needs || n.needsGrad[op.x2]
 	}
 	n.needsGrad[op.y] = needs
