@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"vktrain/layers"
+	"vktrain/layers/nn"
 	"vktrain/train"
 	"vktrain/train/tune"
 	"vktrain/vk"
@@ -108,23 +109,7 @@ func TestChooseCachesAndReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range second.Decisions {
-		if !d.Cached {
-			t.Errorf("%s %s timed again with a full cache", d.Layer, d.Pass)
-		}
-	}
-	for layer, c := range first.Choices {
-		if second.Choices[layer] != c {
-			t.Errorf("%s: %v from the cache, %v when tuned", layer, second.Choices[layer], c)
-		}
-	}
-	// The choices build a network.
-	ncfg.ConvChoices = second.Choices
-	net, err := layers.NewNetwork(rt, model, ncfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net.Close()
+	checkFromCache(t, rt, model, ncfg, first, second)
 
 	full := quick
 	full.Mode = tune.Full
@@ -300,6 +285,13 @@ func TestChooseResNet(t *testing.T) {
 	if len(second.Decisions) != len(first.Decisions) {
 		t.Errorf("%d passes from the cache, %d tuned", len(second.Decisions), len(first.Decisions))
 	}
+	checkFromCache(t, rt, model, ncfg, first, second)
+}
+
+// checkFromCache checks that second, Choose's answer with first's cache, timed
+// nothing, chose as first did, and that its choices build a network.
+func checkFromCache(t *testing.T, rt *layers.Runtime, model *nn.Model, ncfg layers.NetworkConfig, first, second *tune.Result) {
+	t.Helper()
 	for _, d := range second.Decisions {
 		if !d.Cached {
 			t.Errorf("%s %s timed again with a full cache", d.Layer, d.Pass)
