@@ -296,18 +296,7 @@ func TestPretrainedFullShape(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and downloads a 233 MiB file; run without -short")
 	}
-	full := &weights.StateDict{}
-	for i, s := range nn.AlexNet(1000).Specs() {
-		n := 1
-		for _, d := range s.Shape {
-			n *= d
-		}
-		data := make([]float32, n)
-		for j := range data {
-			data[j] = float32(i + 1)
-		}
-		mustPT(t, full.Add(s.Name, &weights.Tensor{Shape: s.Shape, Data: data}))
-	}
+	full := indexedState(t, nn.AlexNet(1000).Specs())
 	dir := t.TempDir()
 	src := filepath.Join(dir, "alexnet.safetensors")
 	mustPT(t, weights.WriteSafetensors(src, full, nil))
