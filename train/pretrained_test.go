@@ -303,14 +303,7 @@ func TestPretrainedFullShape(t *testing.T) {
 	sum, err := sha256OfFile(src)
 	mustPT(t, err)
 	name := "alexnet-full-" + sum[:8] + ".safetensors"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/"+name {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeFile(w, r, src)
-	}))
-	defer srv.Close()
+	srv := serveOne(t, "/"+name, src)
 
 	m, err := BuildModel(ModelAlexNet, false)
 	mustPT(t, err)
@@ -406,14 +399,7 @@ func checkPretrainedResNet(t *testing.T, cfg Config) string {
 	sum, err := sha256OfFile(src)
 	mustPT(t, err)
 	name := cfg.Model + "-" + sum[:8] + ".safetensors"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/models/"+name {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeFile(w, r, src)
-	}))
-	defer srv.Close()
+	srv := serveOne(t, "/models/"+name, src)
 	cfg.Pretrained, cfg.WeightsURL, cfg.CacheDir = PretrainedTorchvision, srv.URL+"/models/"+name, t.TempDir()
 	mustPT(t, cfg.Validate())
 	m, err := BuildModelFor(cfg)
@@ -516,4 +502,18 @@ func TestPretrainedResNet18FullShape(t *testing.T) {
 			t.Errorf("a ResNet-18 file for resnet50: %v\nwant it to say %q", err, s)
 		}
 	}
+}
+
+// serveOne serves the file src at urlPath (404 elsewhere) until the test ends.
+func serveOne(t testing.TB, urlPath, src string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != urlPath {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, src)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
