@@ -7,7 +7,8 @@ import (
 	"vktrain/vk"
 )
 
-// gemmShape is one GEMM of AlexNet's training step at 224x224 (batch in N or M).
+// gemmShape is one GEMM of AlexNet's training step at 224x224 (batch in N or M;
+// BenchmarkGEMM runs batch 4 and 64).
 type gemmShape struct {
 	name    string
 	m, n, k int
@@ -38,7 +39,7 @@ func BenchmarkGEMM(b *testing.B) {
 	defer dev.Close()
 	r := NewRuntime(dev)
 	defer r.Close()
-	for _, batch := range []int{4} {
+	for _, batch := range []int{4, 64} {
 		for _, g := range alexnetGEMMs(batch) {
 			b.Run(fmt.Sprintf("%s/b%d/%s", g.name, batch, r.Variant), func(b *testing.B) {
 				lda, ldb := g.k, g.n

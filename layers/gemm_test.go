@@ -14,13 +14,15 @@ import (
 // shapes (odd sizes included), every transpose combination, leading dimensions
 // and offsets that do and do not allow vector reads, and every epilogue. K
 // covers both texel builds (below and above gemmUnrollMinK) and, above it, the
-// unrolled loop followed by single steps and a masked remainder (75 = 64+8+3).
+// unrolled loop followed by single steps and a masked remainder (75 = 64+8+3);
+// from gemmMFastMinK on, the row-tile-first grid over several row and column
+// tiles (27x130x131).
 func TestGEMM(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 	variants(t, r, func(t *testing.T) {
 		cases := 0
-		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}, {5, 17, 75}, {9, 12, 64}} {
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}, {5, 17, 75}, {9, 12, 64}, {27, 130, 131}} {
 			for ta := 0; ta < 2; ta++ {
 				for tb := 0; tb < 2; tb++ {
 					m, n, k := sz[0], sz[1], sz[2]
@@ -186,7 +188,7 @@ func TestGEMMBatched(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(11, 12))
 	variants(t, r, func(t *testing.T) {
-		for _, c := range []struct{ m, n, k, batch, pad int }{{5, 9, 7, 3, 0}, {16, 12, 75, 16, 3}, {1, 1, 1, 2, 1}, {8, 64, 20, 4, 4}} {
+		for _, c := range []struct{ m, n, k, batch, pad int }{{5, 9, 7, 3, 0}, {16, 12, 75, 16, 3}, {1, 1, 1, 2, 1}, {8, 64, 20, 4, 4}, {17, 70, 130, 3, 1}} {
 			for tr := 0; tr < 4; tr++ {
 				ta, tb := tr&1 == 1, tr&2 == 2
 				ar, ac, br, bc := c.m, c.k, c.k, c.n

@@ -19,6 +19,12 @@ layout(constant_id = 4) const bool VEC_B = true;
 // or offA not a multiple of 4, as conv1's 363-long filters): two texels and a
 // shift per four floats, still fewer fetches than one float at a time.
 layout(constant_id = 9) const bool ALIGN_A = true;
+// M_FAST swaps the workgroup grid: gl_WorkGroupID.x walks the row tiles and
+// .y the column tiles, so that consecutive workgroups (which lavapipe's threads
+// take in order of x first) share one 64-column block of B and read it from
+// cache, and B (a convolution's im2col matrix) comes from memory once instead
+// of once per 8 rows of A (layers/gemm.go, gemmMFastMinK).
+layout(constant_id = 11) const bool M_FAST = false;
 layout(binding = 0) uniform samplerBuffer A;
 layout(binding = 1) uniform samplerBuffer B;
 #include "gemm_common.glsl"
@@ -91,8 +97,9 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
 
 void main() {
     batchOffsets();
-    uint n0 = gl_WorkGroupID.x * 64 + gl_LocalInvocationID.x * 8;
-    uint m0 = gl_WorkGroupID.y * 8;
+    uvec2 tile = M_FAST ? gl_WorkGroupID.yx : gl_WorkGroupID.xy;
+    uint n0 = tile.x * 64 + gl_LocalInvocationID.x * 8;
+    uint m0 = tile.y * 8;
     [[unroll]] for (uint i = 0; i < 8; i++) { acc[i][0] = vec4(0); acc[i][1] = vec4(0); }
     // KSTEPS steps of four k per loop iteration: lavapipe writes every value carried
     // around a loop back through the execution mask once per iteration (a blend per
