@@ -1,7 +1,8 @@
 // Package viz draws the figures of a vktrain run with gonum/plot: the loss
 // curve, the accuracy per epoch, the per-class accuracy, the confusion
-// matrix, a comparison of runs, a grid of sample images and the kernel
-// benchmark chart, and saves them as PNG files.
+// matrix, a comparison of runs (run by run, or grouped over seeds with
+// their mean and spread), a grid of sample images and the kernel benchmark
+// chart, and saves them as PNG files.
 //
 // Figures are built from a *metrics.Run. A figure whose data are not there
 // yet (no epoch finished) returns an error that wraps ErrNoData. Drawing is
@@ -212,10 +213,16 @@ func percentTicks(lo, hi float64) []plot.Tick {
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // Render draws p at w by h and returns it as an image at DPI dots per inch.
-func Render(p *plot.Plot, w, h vg.Length) (img image.Image, err error) {
+func Render(p *plot.Plot, w, h vg.Length) (image.Image, error) {
 	if p == nil {
 		return nil, errors.New("viz: render: nil plot")
 	}
+	return renderWith(w, h, func(c vg.CanvasSizer) { drawWithMargin(p, c) })
+}
+
+// renderWith runs draw on an image canvas of w by h at DPI dots per inch and
+// returns the image; a panic in draw becomes an error.
+func renderWith(w, h vg.Length, drawFn func(vg.CanvasSizer)) (img image.Image, err error) {
 	if w <= 0 || h <= 0 || w > 100*vg.Inch || h > 100*vg.Inch {
 		return nil, fmt.Errorf("viz: render: bad size %v x %v", w, h)
 	}
@@ -225,7 +232,7 @@ func Render(p *plot.Plot, w, h vg.Length) (img image.Image, err error) {
 		}
 	}()
 	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(DPI))
-	drawWithMargin(p, c)
+	drawFn(c)
 	return c.Image(), nil
 }
 
@@ -244,10 +251,19 @@ func drawWithMargin(p *plot.Plot, c vg.CanvasSizer) {
 // in the same directory, then a rename). A ".png" path gets a PNG at DPI
 // dots per inch; ".svg", ".pdf" and ".eps" paths get vector files.
 func Save(p *plot.Plot, path string, w, h vg.Length) error {
+	if p == nil {
+		return fmt.Errorf("viz: save %s: nil plot", path)
+	}
+	return saveWith(path, w, h, func(c vg.CanvasSizer) { drawWithMargin(p, c) })
+}
+
+// saveWith runs draw on a canvas of w by h in the format of path's extension,
+// as Save describes, and writes the result to path atomically.
+func saveWith(path string, w, h vg.Length, drawFn func(vg.CanvasSizer)) error {
 	var buf bytes.Buffer
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".png":
-		img, err := Render(p, w, h)
+		img, err := renderWith(w, h, drawFn)
 		if err != nil {
 			return fmt.Errorf("%w (%s)", err, path)
 		}
@@ -255,10 +271,7 @@ func Save(p *plot.Plot, path string, w, h vg.Length) error {
 			return fmt.Errorf("viz: encode %s: %w", path, err)
 		}
 	case ".svg", ".pdf", ".eps":
-		if p == nil {
-			return fmt.Errorf("viz: save %s: nil plot", path)
-		}
-		if err := writeVector(p, w, h, ext[1:], &buf); err != nil {
+		if err := writeVector(drawFn, w, h, ext[1:], &buf); err != nil {
 			return fmt.Errorf("viz: save %s: %w", path, err)
 		}
 	default:
@@ -267,8 +280,9 @@ func Save(p *plot.Plot, path string, w, h vg.Length) error {
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// writeVector draws p in a vector format into w.
-func writeVector(p *plot.Plot, w, h vg.Length, format string, out io.Writer) (err error) {
+// writeVector runs draw on a vector canvas of the given format and writes
+// the result into out.
+func writeVector(drawFn func(vg.CanvasSizer), w, h vg.Length, format string, out io.Writer) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("plot panicked: %v", r)
@@ -278,7 +292,7 @@ func writeVector(p *plot.Plot, w, h vg.Length, format string, out io.Writer) (er
 	if err != nil {
 		return err
 	}
-	drawWithMargin(p, c)
+	drawFn(c)
 	_, err = c.WriteTo(out)
 	return err
 }

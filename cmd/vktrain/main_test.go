@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,45 @@ func TestPlot(t *testing.T) {
 			t.Errorf("%s not written or not reported: %v\n%s", f, err, out)
 		}
 	}
+	checkPNGSize(t, filepath.Join(a, "compare.png"), 800, 500) // per run: no seeds to group
+
+	// Runs named NAME-seedN: compare.png in --out, the grouped two-panel figure.
+	root, out2 := t.TempDir(), t.TempDir()
+	var dirs []string
+	for _, name := range []string{"vktrain-seed1", "torch-seed1", "vktrain-seed2", "torch-seed2"} {
+		d := filepath.Join(root, name)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "metrics.jsonl"), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	out, stderr, code = runCmd(t, append([]string{"plot", "--out", out2}, dirs...)...)
+	if f := filepath.Join(out2, "compare.png"); code != 0 || !strings.Contains(out, f) {
+		t.Fatalf("plot seeds: code %d, %s not reported: %s\n%s", code, f, stderr, out)
+	}
+	checkPNGSize(t, filepath.Join(out2, "compare.png"), 1200, 500)
+
 	if _, _, code := runCmd(t, "plot"); code != 1 {
 		t.Errorf("plot without a directory: code %d", code)
+	}
+}
+
+// checkPNGSize checks that path is a PNG image of w by h pixels.
+func checkPNGSize(t *testing.T, path string, w, h int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if cfg.Width != w || cfg.Height != h {
+		t.Errorf("%s is %dx%d, want %dx%d", path, cfg.Width, cfg.Height, w, h)
 	}
 }
