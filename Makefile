@@ -59,7 +59,7 @@ bench:
 clean:
 	rm -rf bin
 
-.PHONY: parity bench-step gpu-bundle gpu-dryrun compare-learning
+.PHONY: parity bench-step gpu-bundle gpu-dryrun compare-learning track-torch
 
 ## compare-learning: vktrain and PyTorch (CPU) trained under the same recipe, several
 ## seeds each, on ../shared/data/cifar-10-full at 64x64 batch 64 by default (hours on a
@@ -68,6 +68,12 @@ clean:
 compare-learning: build
 	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision" .ci/setup.sh
 	layers/testdata/compare_learning.sh
+
+## track-torch: vktrain and PyTorch (CPU) from the same initial parameters, dropout off, the
+## files' order: both running losses per logged step, their relative difference and when it
+## passes 1% and 10% (minutes on a CPU; TRK_* variables, see layers/testdata/track_torch.sh)
+track-torch: build
+	VKTRAIN_SETUP_EXTRA="python3-torch python3-torchvision" .ci/setup.sh && layers/testdata/track_torch.sh
 
 ## gpu-bundle: everything a GPU machine without Go or a package registry needs for
 ## .ci/gpu-check.sh (binaries, compiled tests, the Vulkan loader and validation

@@ -64,6 +64,19 @@ type Config struct {
 	// takes the first group that names it, else LR.
 	LRGroups []LRGroup `json:"lr_groups,omitempty"`
 	Augment  bool      `json:"augment"` // random crop (padding 4) and horizontal flip
+	// Dropout is the probability of every nn.Dropout in the model (AlexNet's
+	// classifier.0 and classifier.3), in [0, 1); nil (runs written before
+	// the field too) keeps the model's own, 0.5 for AlexNet. 0 turns dropout
+	// off: with Augment off and DataOrder sequential, nothing in a training
+	// step is then random, so that a run can be followed step by step against
+	// PyTorch's from the same InitFrom. A model without Dropout layers (a
+	// ResNet) takes only 0.
+	Dropout *float64 `json:"dropout,omitempty"`
+	// DataOrder is the order of the training images in every epoch:
+	// "shuffled" ("" too: runs written before the field; a permutation drawn
+	// from Seed and the epoch, see EpochOrder) or "sequential" (file order,
+	// the same every epoch). See TrainingOrder.
+	DataOrder string `json:"data_order,omitempty"`
 	// Init is the initialisation of the layers not loaded from weights:
 	// "torch" (the default, "" too: the model as torchvision builds it,
 	// PyTorch's defaults for AlexNet, ResNet.__init__'s scheme for a ResNet)
@@ -187,6 +200,10 @@ func (c *Config) Validate() error {
 		return c.badLRGroup()
 	case checkLabelSmoothing(c.LabelSmoothing) != nil:
 		return checkLabelSmoothing(c.LabelSmoothing)
+	case c.Dropout != nil && checkDropout(*c.Dropout) != nil:
+		return checkDropout(*c.Dropout)
+	case c.DataOrder != "" && c.DataOrder != OrderShuffled && c.DataOrder != OrderSequential:
+		return fmt.Errorf("data order %q: want %s or %s", c.DataOrder, OrderShuffled, OrderSequential)
 	case c.LRStepEpochs < 0 || c.LRGamma < 0 || c.LRGamma > 1:
 		return fmt.Errorf("lr step every %d epochs by %v: the epochs must not be negative, the factor in [0, 1]", c.LRStepEpochs, c.LRGamma)
 	}
@@ -234,6 +251,23 @@ func checkLabelSmoothing(eps float64) error {
 		return fmt.Errorf("label smoothing %v: must be in [0, 1) (0: none; 1 would ignore the labels)", eps)
 	}
 	return nil
+}
+
+// checkDropout reports a dropout probability outside [0, 1) (NaN too).
+func checkDropout(p float64) error {
+	if !(p >= 0 && p < 1) {
+		return fmt.Errorf("dropout %v: must be in [0, 1) (0: off; 1 would drop everything)", p)
+	}
+	return nil
+}
+
+// ParseDropout reads the --dropout flag: a probability in [0, 1).
+func ParseDropout(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("dropout %q: want a probability in [0, 1), e.g. 0 (off) or 0.5", s)
+	}
+	return v, checkDropout(v)
 }
 
 // ParseLabelSmoothing reads the --label-smoothing flag: a number in [0, 1).

@@ -183,13 +183,48 @@ func BuildModel(name string, freezeFeatures bool) (*nn.Model, error) {
 }
 
 // BuildModelFor is cfg's network: BuildModel for cfg.Model, a ResNet cfg.Width
-// wide where that is set.
+// wide where that is set, every Dropout's probability cfg.Dropout where that
+// is set (see SetDropout).
 func BuildModelFor(cfg Config) (*nn.Model, error) {
 	spec, err := cfg.modelSpec()
 	if err != nil {
 		return nil, err
 	}
-	return spec.build(cfg.FreezeFeatures)
+	m, err := spec.build(cfg.FreezeFeatures)
+	if err != nil || cfg.Dropout == nil {
+		return m, err
+	}
+	if _, err := SetDropout(m, *cfg.Dropout); err != nil {
+		return nil, fmt.Errorf("%s: %w", spec.Title, err)
+	}
+	return m, nil
+}
+
+// SetDropout sets the probability of every nn.Dropout of m to p, in [0, 1),
+// as torch's `for d in model.modules(): if isinstance(d, nn.Dropout): d.p = p`
+// does, and returns how many it set. A model without Dropout layers takes
+// only p = 0 (dropout is off there already); another p is an error rather
+// than a setting that changes nothing.
+func SetDropout(m *nn.Model, p float64) (int, error) {
+	if err := checkDropout(p); err != nil {
+		return 0, err
+	}
+	in := m.Input()
+	ls, err := m.Layers(in[0], in[1], in[2])
+	if err != nil {
+		return 0, fmt.Errorf("dropout: %w", err)
+	}
+	n := 0
+	for _, l := range ls {
+		if d, ok := l.Module.(*nn.Dropout); ok {
+			d.P = p
+			n++
+		}
+	}
+	if n == 0 && p != 0 {
+		return 0, fmt.Errorf("dropout %v: the model has no Dropout layer", p)
+	}
+	return n, nil
 }
 
 func (s ModelSpec) build(freezeFeatures bool) (*nn.Model, error) {

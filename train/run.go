@@ -164,6 +164,23 @@ func optimizerName(cfg Config) string {
 	return cfg.Optimizer
 }
 
+// dataOrderName is cfg's data order as the metrics record it.
+func dataOrderName(cfg Config) string {
+	if cfg.DataOrder == "" {
+		return OrderShuffled
+	}
+	return cfg.DataOrder
+}
+
+// dropoutName is cfg's dropout probability as the metrics record it:
+// "default" where the model keeps its own.
+func dropoutName(cfg Config) string {
+	if cfg.Dropout == nil {
+		return "default"
+	}
+	return fmt.Sprint(*cfg.Dropout)
+}
+
 // NetworkConfigFor is the network layout of cfg's recipe, for training or
 // evaluation (its ConvAlgo and ConvChoices left to the caller).
 func NetworkConfigFor(cfg Config, train bool) layers.NetworkConfig {
@@ -200,6 +217,11 @@ func chooseConv(ctx context.Context, s *session, m *nn.Model, cfg Config, ncfg *
 	start := time.Now()
 	bar := TuneProgress(progress)
 	res, err := tune.Choose(ctx, s.rt, m, *ncfg, cache, tune.Options{Mode: mode, Log: log, Progress: bar})
+	if err != nil && ctx.Err() != nil {
+		// Nothing trained yet, so no checkpoint: not ErrInterrupted, which
+		// promises one to resume from.
+		return fmt.Errorf("interrupted while timing the convolutions, before training started: %w", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -360,7 +382,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 		TestImages: data.Test.Len(), StepsPerEpoch: stepsPerEpoch, LogEvery: cfg.LogEvery, Time: time.Now(),
 		Extra: map[string]string{"pretrained_source": cfg.Pretrained, "resumed": fmt.Sprint(opts.Resume),
 			"lr_schedule": cfg.LRSchedule, "warmup_epochs": fmt.Sprint(cfg.WarmupEpochs), "optimizer": optimizerName(cfg),
-			"label_smoothing": fmt.Sprint(cfg.LabelSmoothing)},
+			"label_smoothing": fmt.Sprint(cfg.LabelSmoothing), "data_order": dataOrderName(cfg), "dropout": dropoutName(cfg)},
 	}); err != nil {
 		return nil, err
 	}
@@ -490,7 +512,10 @@ func (t *trainer) figures() ([]string, error) {
 // stopped reports an interruption (the state then says where).
 func (t *trainer) epoch(ctx context.Context, epoch int) (*metrics.Epoch, bool, error) {
 	cfg, batch := t.cfg, t.cfg.Batch
-	order := EpochOrder(t.data.Train.Len(), cfg.Seed, epoch)
+	order, err := TrainingOrder(cfg, t.data.Train.Len(), epoch)
+	if err != nil {
+		return nil, false, err
+	}
 	first := t.state.Step - (epoch-1)*t.stepsPerEpoch // steps of this epoch already done (resume)
 	first = max(0, first)
 	start := time.Now()

@@ -3,11 +3,16 @@ package train
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"vktrain/layers/nn"
+	"vktrain/train/cifar10"
+	"vktrain/train/weights"
 )
 
 // tinyConfig is a run small enough for tests: the synthetic set at 64x64.
@@ -167,17 +172,31 @@ func TestNaNLossStops(t *testing.T) {
 
 // TestInterruptWritesCheckpoint: a cancelled context (SIGINT in the CLI) ends
 // the run with ErrInterrupted and a checkpoint that resumes.
+// TestInterruptWritesCheckpoint: a run interrupted at its first step stops
+// with ErrInterrupted and leaves a checkpoint to resume from; interrupted
+// while the tuner times the convolutions (an empty tuning cache), before
+// anything trained, it says so and wraps the context's error. (The first
+// case used to depend on the user's tuning cache: with an empty one it
+// stopped in the tuner.)
 func TestInterruptWritesCheckpoint(t *testing.T) {
-	cfg := tinyConfig()
-	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	cfg := tinyConfig()
+	cfg.Tune = "off"
+	dir := t.TempDir()
 	_, err := Run(ctx, cfg, runOpts(t, dir))
-	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("cancelled run: %v", err)
 	}
 	if _, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile)); err != nil {
 		t.Fatalf("no checkpoint after the interruption: %v", err)
+	}
+
+	cfg = tinyConfig()
+	cfg.CacheDir = t.TempDir() // nothing tuned: the tuner times first
+	_, err = Run(ctx, cfg, runOpts(t, t.TempDir()))
+	if err == nil || !errors.Is(err, context.Canceled) || errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "timing the convolutions") {
+		t.Fatalf("run cancelled while tuning: %v", err)
 	}
 }
 
@@ -247,5 +266,99 @@ func TestLRGroups(t *testing.T) {
 	cfg.LRGroups = []LRGroup{{Prefix: "features.", LR: 0.001}, {Prefix: "features.", LR: 0.01}}
 	if err := cfg.Validate(); err == nil {
 		t.Error("the same prefix twice accepted")
+	}
+}
+
+// TestResumeSequentialNoDropout is TestResumeEqualsUninterrupted with
+// --dropout 0.25 and --data-order sequential: a resumed part takes both from
+// config.json (had either been dropped there, the resumed parts would train
+// with dropout 0.5 or shuffled and end elsewhere than the uninterrupted run).
+func TestResumeSequentialNoDropout(t *testing.T) {
+	cfg := tinyConfig()
+	p := 0.25
+	cfg.Dropout, cfg.DataOrder = &p, OrderSequential
+	split := checkResume(t, cfg)
+	rc, err := ReadConfig(split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Dropout == nil || *rc.Dropout != 0.25 || rc.DataOrder != OrderSequential {
+		t.Errorf("config.json's dropout %s and data order %q, want 0.25 and sequential", dropoutName(rc), rc.DataOrder)
+	}
+}
+
+// writeDataDir writes a CIFAR-10 folder of the synthetic set's first train
+// and test images (the synthetic set itself is drawn from the run's seed).
+func writeDataDir(t *testing.T, train, test int) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []struct {
+		name string
+		d    *cifar10.Dataset
+	}{{"data_batch_1.bin", cifar10.Synthetic(train, 3)}, {cifar10.TestFile, cifar10.Synthetic(test, 4)}} {
+		var b []byte
+		for i := 0; i < f.d.Len(); i++ {
+			b = append(append(b, f.d.Labels[i]), f.d.Image(i)...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestNothingRandomWithoutDropout: with --init-from, --dropout 0, the
+// sequential data order and no augmentation, nothing in training depends on
+// the seed any more: runs with seeds 1 and 2 end with the same parameters bit
+// for bit (as a run in another framework can then be followed step by step).
+// With dropout 0.5 the seed changes the masks, and the parameters.
+func TestNothingRandomWithoutDropout(t *testing.T) {
+	m, err := BuildModel(ModelAlexNet, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := m.InitStateDictScheme(99, nn.InitTorch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initFile := filepath.Join(t.TempDir(), "start.safetensors")
+	if err := weights.WriteSafetensors(initFile, start, nil); err != nil {
+		t.Fatal(err)
+	}
+	data := writeDataDir(t, 24, 8)
+	params := func(seed uint64, dropout float64) *weights.StateDict {
+		t.Helper()
+		cfg := tinyConfig()
+		cfg.Data, cfg.InitFrom, cfg.Epochs, cfg.Seed = data, initFile, 1, seed
+		cfg.Dropout, cfg.DataOrder, cfg.Conv = &dropout, OrderSequential, "winograd4" // no tuning: one algorithm for all
+		dir := t.TempDir()
+		if _, err := Run(context.Background(), cfg, runOpts(t, dir)); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ck.Params
+	}
+	differ := func(a, b *weights.StateDict) []string {
+		var names []string
+		for _, name := range a.Names {
+			tb, ok := b.Get(name)
+			if !ok || !slices.Equal(a.Tensors[name].Data, tb.Data) {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	a, b := params(1, 0), params(2, 0)
+	if d := differ(a, b); len(d) > 0 {
+		t.Errorf("dropout 0, sequential order: seeds 1 and 2 end with different %v", d)
+	}
+	if d := differ(a, start); len(d) != len(start.Names) {
+		t.Errorf("only %v moved from the start in an epoch", d)
+	}
+	if d := differ(b, params(2, 0.5)); len(d) == 0 {
+		t.Error("dropout 0.5 ends where dropout 0 does: the probability does not reach the network")
 	}
 }

@@ -42,6 +42,14 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 		return err
 	})
 	fs.BoolVar(&cfg.Augment, "augment", cfg.Augment, "random crop (padding) and horizontal flip")
+	fs.Func("dropout", "probability of every Dropout layer of the model, in [0, 1) (default: the model's own, 0.5 for AlexNet; 0 turns dropout off, e.g. to follow a PyTorch run step by step; a ResNet has none and takes only 0)", func(v string) error {
+		p, err := train.ParseDropout(v)
+		if err == nil {
+			cfg.Dropout = &p
+		}
+		return err
+	})
+	fs.StringVar(&cfg.DataOrder, "data-order", train.OrderShuffled, `order of the training images in every epoch: "shuffled" (a fresh permutation each epoch, from --seed) or "sequential" (the files' order, every epoch, as PyTorch's shuffle=False)`)
 	fs.Func("label-smoothing", "label smoothing eps of the training loss, in [0, 1) (torch.nn.CrossEntropyLoss(label_smoothing=eps); default 0: none); the test loss stays plain cross-entropy", func(v string) error {
 		eps, err := train.ParseLabelSmoothing(v)
 		if err == nil {
@@ -97,7 +105,7 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		model, err := train.BuildModel(cfg.Model, cfg.FreezeFeatures)
+		model, err := train.BuildModelFor(cfg) // with --dropout's probability
 		if err != nil {
 			return err
 		}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"vktrain/train"
 )
 
 // TestTrainLogsProgress runs vktrain train with stderr going to a buffer (as to a
@@ -46,5 +49,42 @@ func TestTrainLabelSmoothingFlag(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, "-label-smoothing") || !strings.Contains(stderr, "[0, 1)") {
 			t.Errorf("--label-smoothing %s: code %d, stderr:\n%s", v, code, stderr)
 		}
+	}
+}
+
+// TestTrainDropoutAndOrderFlags: --dropout outside [0, 1) and an unknown
+// --data-order are refused, naming the flag or the setting; --dropout 0 and
+// --data-order sequential reach the run's config.json and the printed model.
+func TestTrainDropoutAndOrderFlags(t *testing.T) {
+	for _, v := range []string{"1", "-0.1", "NaN", "abc"} {
+		_, stderr, code := runCmd(t, "train", "--data", "synthetic", "--dropout", v, "--out", filepath.Join(t.TempDir(), "run"))
+		if code == 0 || !strings.Contains(stderr, "-dropout") || !strings.Contains(stderr, "[0, 1)") {
+			t.Errorf("--dropout %s: code %d, stderr:\n%s", v, code, stderr)
+		}
+	}
+	_, stderr, code := runCmd(t, "train", "--data", "synthetic", "--pretrained", "none", "--data-order", "random", "--out", filepath.Join(t.TempDir(), "run"))
+	if code == 0 || !strings.Contains(stderr, `data order "random"`) {
+		t.Errorf("--data-order random: code %d, stderr:\n%s", code, stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	out, stderr, code := runCmd(t, "train", "--data", "synthetic", "--pretrained", "none", "--image-size", "64", "--batch", "2",
+		"--epochs", "1", "--train-limit", "4", "--test-limit", "2", "--conv", "im2col", "--quiet",
+		"--dropout", "0", "--data-order", "sequential", "--out", dir)
+	if code != 0 {
+		t.Fatalf("train: code %d\n%s", code, stderr)
+	}
+	if n := strings.Count(out, "Dropout(p=0.0, inplace=False)"); n != 2 {
+		t.Errorf("the printed model after the surgery has %d Dropout(p=0.0), want 2:\n%s", n, out)
+	}
+	cfg, err := train.ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Dropout == nil || *cfg.Dropout != 0 || cfg.DataOrder != train.OrderSequential {
+		got := "unset"
+		if cfg.Dropout != nil {
+			got = fmt.Sprint(*cfg.Dropout)
+		}
+		t.Errorf("config.json: dropout %s, data order %q; want 0 and sequential", got, cfg.DataOrder)
 	}
 }

@@ -3,11 +3,12 @@
 Debian's python3-torch and python3-torchvision): the same modified AlexNet
 (torchvision's, classifier.4 -> Linear(4096, 1024), classifier.6 ->
 Linear(1024, 10), PyTorch's default initialisation, dropout 0.5), the same
-preprocessing (bilinear resize to size*8/7, centre crop, ImageNet mean and std:
+preprocessing (bilinear resize to size*8/7 rounded up, centre crop, ImageNet mean and std:
 gen_parity.preprocess), cross-entropy (label-smoothed by --label-smoothing in
 training, as vktrain's; the test loss plain), SGD with momentum, constant or cosine
 learning rate with linear warm-up (train.LRAt's rule), a fresh permutation of
-the training set every epoch. It reads the official CIFAR-10 binary files and
+the training set every epoch (--data-order sequential: the files' order, as
+vktrain's). It reads the official CIFAR-10 binary files and
 writes RUN_DIR/metrics.jsonl in vktrain's schema (train/metrics), so that
 `vktrain plot RUN_DIR...` draws it beside vktrain's runs.
 
@@ -16,6 +17,13 @@ writes RUN_DIR/metrics.jsonl in vktrain's schema (train/metrics), so that
 
 The data order and dropout masks differ from vktrain's by construction (another
 RNG): compare several seeds. It prints which BLAS torch loaded.
+
+To follow vktrain step by step instead (layers/testdata/track_torch.sh): the
+same starting parameters (--save-init FILE writes the model's state_dict right
+after initialisation, torch.save, the names `vktrain train --init-from FILE`
+reads; --save-final FILE the trained one; --init-from FILE starts from a .pth or .safetensors state dict of the
+modified model, e.g. vktrain export's), dropout off (--dropout 0: p of every
+nn.Dropout) and the files' order (--data-order sequential).
 """
 import argparse
 import datetime
@@ -28,6 +36,7 @@ import time
 import torch
 import torchvision
 import torch.nn.functional as F
+import struct
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_parity import preprocess  # noqa: E402
@@ -55,6 +64,35 @@ def lr_at(args, step, steps_per_epoch):
         total = args.epochs * steps_per_epoch - warm
         return args.lr * (1 + math.cos(math.pi * (step - warm) / total)) / 2 if total > 0 else args.lr
     return args.lr
+
+
+def read_safetensors(path):
+    """The tensors of a .safetensors file (F32, F64, I64, I32; little-endian), by
+    name: enough for vktrain's exports without the safetensors package."""
+    dtypes = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32}
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    body = raw[8 + n:]
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if t["dtype"] not in dtypes:
+            sys.exit(f"torch_train: {path}: {name} is {t['dtype']}, not one of {sorted(dtypes)}")
+        start, end = t["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(body[start:end]), dtype=dtypes[t["dtype"]]).reshape(t["shape"]).clone()
+    return out
+
+
+def load_init(model, path):
+    """Loads every entry of model's state_dict from path (strict: a missing or
+    extra entry is an error, as vktrain's --init-from)."""
+    sd = read_safetensors(path) if path.endswith(".safetensors") else torch.load(path, map_location="cpu")
+    if isinstance(sd, dict) and "state_dict" in sd and not torch.is_tensor(sd["state_dict"]):
+        sd = sd["state_dict"]
+    model.load_state_dict(sd, strict=True)
 
 
 def now():
@@ -98,21 +136,46 @@ def main():
     ap.add_argument("--train-limit", type=int, default=0)
     ap.add_argument("--test-limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="p of every nn.Dropout, in [0, 1) (default: the model's own, 0.5 for AlexNet; 0: off)")
+    ap.add_argument("--data-order", choices=["shuffled", "sequential"], default="shuffled",
+                    help="training images per epoch: a fresh permutation (shuffled) or the files' order (sequential)")
+    ap.add_argument("--init-from", help="start from this .pth or .safetensors state dict of the modified model")
+    ap.add_argument("--save-init", help="write the initial state_dict here (torch.save) before training")
+    ap.add_argument("--save-final", help="write the trained state_dict here (torch.save) at the end")
+    ap.add_argument("--resize", type=int, default=0,
+                    help="side the images are resized to before the centre crop (default: vktrain's "
+                         "train.ResizeFor, image-size*8/7 rounded up: 74 at 64, 256 at 224)")
     args = ap.parse_args()
     if not 0.0 <= args.label_smoothing < 1.0:
         ap.error(f"--label-smoothing {args.label_smoothing}: must be in [0, 1)")
+    if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
+        ap.error(f"--dropout {args.dropout}: must be in [0, 1)")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     names = sorted(f for f in os.listdir(args.data) if f.startswith("data_batch_"))
     x, y = read_cifar([os.path.join(args.data, f) for f in names], args.train_limit)
     tx, ty = read_cifar([os.path.join(args.data, "test_batch.bin")], args.test_limit)
-    resize = args.image_size * 8 // 7
+    # The same side as vktrain's train.ResizeFor (rounded up): a floor (73 at 64)
+    # made the first step's gradients differ by up to 74% (features.0).
+    resize = args.resize or (args.image_size * 8 + 6) // 7
     if args.model == "resnet18":
         model = torchvision.models.resnet18(num_classes=1000)
         model.fc = torch.nn.Linear(512, 10)
     else:
         model = modified_alexnet()
+    if args.dropout is not None:
+        drops = [d for d in model.modules() if isinstance(d, torch.nn.Dropout)]
+        if not drops and args.dropout != 0:
+            ap.error(f"--dropout {args.dropout}: {args.model} has no Dropout layer")
+        for d in drops:
+            d.p = args.dropout
+    if args.init_from:
+        load_init(model, args.init_from)
+    if args.save_init:
+        torch.save(model.state_dict(), args.save_init)
+        print(f"initial state_dict written to {args.save_init}", flush=True)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     steps = len(y) // args.batch
@@ -129,11 +192,13 @@ def main():
                "device": f"PyTorch {torch.__version__} CPU ({blas})", "classes": CLASSES, "train_images": len(y),
                "test_images": len(ty), "steps_per_epoch": steps, "log_every": args.log_every, "time": now(),
                "extra": {"framework": "pytorch", "lr_schedule": args.lr_schedule, "warmup_epochs": str(args.warmup_epochs),
-                         "label_smoothing": str(args.label_smoothing)}})
+                         "label_smoothing": str(args.label_smoothing), "data_order": args.data_order,
+                         "dropout": "default" if args.dropout is None else str(args.dropout),
+                         "init_from": args.init_from or ""}})
         gen = torch.Generator().manual_seed(args.seed)
         step = 0
         for epoch in range(1, args.epochs + 1):
-            order = torch.randperm(len(y), generator=gen)
+            order = torch.arange(len(y)) if args.data_order == "sequential" else torch.randperm(len(y), generator=gen)
             start = time.time()
             run_loss = run_n = ep_loss = ep_correct = 0
             for i in range(steps):
@@ -163,6 +228,8 @@ def main():
                    "train_acc": ep_correct / (steps * args.batch), "test_loss": test_loss, "test_acc": test_acc,
                    "per_class_acc": [None if math.isnan(a) else a for a in per_class], "confusion": confusion,
                    "epoch_seconds": seconds, "images_per_s": steps * args.batch / seconds, "time": now()})
+    if args.save_final:
+        torch.save(model.state_dict(), args.save_final)
 
 
 if __name__ == "__main__":
