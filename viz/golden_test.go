@@ -179,15 +179,7 @@ func TestGoldenCatchesChange(t *testing.T) {
 		t.Skip("regenerating")
 	}
 	run1 := readRun(t, "run1")
-	f, err := os.Open(filepath.Join("testdata", "accuracy_golden.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	want, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := readGolden(t, "accuracy")
 	p, err := Accuracy(run1)
 	if n, _ := imageDiff(render(t, p, err, Width, Height), want, goldenTol); n != 0 {
 		t.Fatalf("unchanged figure differs from its golden in %d pixels", n)
