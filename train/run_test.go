@@ -221,14 +221,7 @@ func TestBadDataNamesFile(t *testing.T) {
 func TestScheduleReachesDevice(t *testing.T) {
 	params := func(cfg Config) map[string][]float32 {
 		t.Helper()
-		dir := t.TempDir()
-		if _, err := Run(context.Background(), cfg, runOpts(t, dir)); err != nil {
-			t.Fatal(err)
-		}
-		ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ck := trainedCheckpoint(t, cfg)
 		m := map[string][]float32{}
 		for _, name := range ck.Params.Names {
 			m[name] = ck.Params.Tensors[name].Data
@@ -331,14 +324,7 @@ func TestNothingRandomWithoutDropout(t *testing.T) {
 		cfg := tinyConfig()
 		cfg.Data, cfg.InitFrom, cfg.Epochs, cfg.Seed = data, initFile, 1, seed
 		cfg.Dropout, cfg.DataOrder, cfg.Conv = &dropout, OrderSequential, "winograd4" // no tuning: one algorithm for all
-		dir := t.TempDir()
-		if _, err := Run(context.Background(), cfg, runOpts(t, dir)); err != nil {
-			t.Fatal(err)
-		}
-		ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ck := trainedCheckpoint(t, cfg)
 		return ck.Params
 	}
 	differ := func(a, b *weights.StateDict) []string {
@@ -361,4 +347,19 @@ func TestNothingRandomWithoutDropout(t *testing.T) {
 	if d := differ(b, params(2, 0.5)); len(d) == 0 {
 		t.Error("dropout 0.5 ends where dropout 0 does: the probability does not reach the network")
 	}
+}
+
+// trainedCheckpoint runs cfg to its end in a new directory and returns the
+// checkpoint it leaves.
+func trainedCheckpoint(t *testing.T, cfg Config) *Checkpoint {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), cfg, runOpts(t, dir)); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ck
 }
