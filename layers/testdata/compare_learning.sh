@@ -15,6 +15,8 @@
 #   CMP_SCHEDULE constant|cosine (constant)  CMP_WARMUP warm-up epochs (0)
 #   CMP_SEEDS    seeds ("1 2 3")         CMP_TRAIN_LIMIT / CMP_TEST_LIMIT (0: all)
 #   CMP_SMOOTHING label smoothing of the training loss (0)
+#   CMP_WD       weight decay (0)        CMP_AUGMENT 1: random crop shift and flip (0)
+#   CMP_INIT     torch|kaiming: the initialisation scheme (torch: PyTorch's defaults)
 #   CMP_THREADS  PyTorch's threads (2)   CMP_OUT     runs directory (runs/compare)
 #   CMP_MODEL    alexnet|resnet18 (alexnet: the modified AlexNet; resnet18: fc -> Linear(512, 10))
 #   CMP_FRAMEWORKS the frameworks in the order they run ("torch vktrain": PyTorch's
@@ -28,12 +30,15 @@ set -euo pipefail
 data=${CMP_DATA:-../shared/data/cifar-10-full}
 size=${CMP_SIZE:-64} batch=${CMP_BATCH:-64} epochs=${CMP_EPOCHS:-3} lr=${CMP_LR:-0.01}
 schedule=${CMP_SCHEDULE:-constant} warmup=${CMP_WARMUP:-0} smoothing=${CMP_SMOOTHING:-0}
+wd=${CMP_WD:-0} augment=${CMP_AUGMENT:-0} init=${CMP_INIT:-torch}
 seeds=${CMP_SEEDS:-1 2 3} threads=${CMP_THREADS:-2} model=${CMP_MODEL:-alexnet}
 frameworks=${CMP_FRAMEWORKS:-torch vktrain} resume=${CMP_RESUME:-0}
 out=${CMP_OUT:-runs/compare} vktrain=${VKTRAIN:-bin/vktrain}
 limits=(--train-limit "${CMP_TRAIN_LIMIT:-0}" --test-limit "${CMP_TEST_LIMIT:-0}")
 recipe=(--model "$model" --image-size "$size" --batch "$batch" --epochs "$epochs" --lr "$lr" --momentum 0.9
-  --lr-schedule "$schedule" --warmup-epochs "$warmup" --label-smoothing "$smoothing" "${limits[@]}")
+  --lr-schedule "$schedule" --warmup-epochs "$warmup" --label-smoothing "$smoothing" --weight-decay "$wd"
+  --init "$init" "${limits[@]}")
+case $augment in 0) ;; 1) recipe+=(--augment) ;; *) echo "compare-learning: CMP_AUGMENT=$augment: want 0 or 1" >&2; exit 1 ;; esac
 [ -f "$data/data_batch_1.bin" ] || { echo "compare-learning: no CIFAR-10 files in $data (set CMP_DATA)" >&2; exit 1; }
 mkdir -p "$out"
 # epochs_done DIR: how many epoch records DIR/metrics.jsonl holds (0 without one).
@@ -63,7 +68,7 @@ for fw in $frameworks; do
     rm -rf "$dir"
     echo "== $fw, seed $seed -> $dir"
     if [ $fw = vktrain ]; then
-      "$vktrain" train --data "$data" --pretrained none --init torch --seed "$seed" --log-every 100 --quiet \
+      "$vktrain" train --data "$data" --pretrained none --seed "$seed" --log-every 100 --quiet \
         "${recipe[@]}" --out "$dir" | grep -E '^\[|^Accuracy of|^Expected'
     else
       /usr/bin/python3 layers/testdata/torch_train.py --data "$data" --seed "$seed" --log-every 100 \

@@ -2,9 +2,10 @@
 """PyTorch twin of `vktrain train` for learning-curve comparisons (run with
 Debian's python3-torch and python3-torchvision): the same modified AlexNet
 (torchvision's, classifier.4 -> Linear(4096, 1024), classifier.6 ->
-Linear(1024, 10), PyTorch's default initialisation, dropout 0.5), the same
-preprocessing (bilinear resize to size*8/7 rounded up, centre crop, ImageNet mean and std:
-gen_parity.preprocess), cross-entropy (label-smoothed by --label-smoothing in
+Linear(1024, 10), PyTorch's default initialisation or vktrain's kaiming scheme
+(--init), dropout 0.5), the same preprocessing (bilinear resize to size*8/7 rounded
+up, centre crop, ImageNet mean and std: gen_parity.preprocess; --augment: vktrain's
+crop shift and flip), weight decay, cross-entropy (label-smoothed by --label-smoothing in
 training, as vktrain's; the test loss plain), SGD with momentum, constant or cosine
 learning rate with linear warm-up (train.LRAt's rule), a fresh permutation of
 the training set every epoch (--data-order sequential: the files' order, as
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 import struct
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_parity import preprocess  # noqa: E402
+from gen_parity import MEAN, STD, preprocess  # noqa: E402
 from torch_step_bench import blas_name, loaded_blas, modified_alexnet  # noqa: E402
 
 CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -64,6 +65,43 @@ def lr_at(args, step, steps_per_epoch):
         total = args.epochs * steps_per_epoch - warm
         return args.lr * (1 + math.cos(math.pi * (step - warm) / total)) / 2 if total > 0 else args.lr
     return args.lr
+
+
+def preprocess_augmented(records, resize, crop, pad, gen):
+    """preprocess with vktrain's training augmentation (shaders/preprocess.comp):
+    the centre crop's window shifted by dy, dx drawn uniformly from [-pad, pad],
+    pixels outside the resized image black (0 before normalisation), and a
+    horizontal flip with probability 1/2: torchvision's RandomCrop(crop,
+    padding) and RandomHorizontalFlip after the resize. The draws come from gen,
+    so they differ from vktrain's (another RNG), as the data order does."""
+    x = records.to(torch.float64).view(-1, 3, 32, 32)
+    x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
+    x = F.pad(x, (pad, pad, pad, pad))
+    off = int(round((resize - crop) / 2.0)) + pad
+    n = x.shape[0]
+    shift = torch.randint(-pad, pad + 1, (n, 2), generator=gen)
+    flip = torch.randint(0, 2, (n,), generator=gen)
+    out = torch.empty(n, 3, crop, crop, dtype=torch.float64)
+    for i in range(n):
+        y0, x0 = off + int(shift[i, 0]), off + int(shift[i, 1])
+        img = x[i, :, y0:y0 + crop, x0:x0 + crop]
+        out[i] = img.flip(-1) if flip[i] else img
+    return ((out / 255.0 - MEAN.double()) / STD.double()).float()
+
+
+def init_kaiming(model):
+    """vktrain's --init kaiming (nn.InitKaiming, torchvision's VGG scheme):
+    convolution weights kaiming_normal_ (fan_out, ReLU), linear weights normal
+    with std 0.01, biases 0; BatchNorm as built (weight 1, bias 0)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, 0, 0.01)
+        else:
+            continue
+        if m.bias is not None:
+            torch.nn.init.zeros_(m.bias)
 
 
 def read_safetensors(path):
@@ -143,6 +181,11 @@ def main():
     ap.add_argument("--init-from", help="start from this .pth or .safetensors state dict of the modified model")
     ap.add_argument("--save-init", help="write the initial state_dict here (torch.save) before training")
     ap.add_argument("--save-final", help="write the trained state_dict here (torch.save) at the end")
+    ap.add_argument("--augment", action="store_true",
+                    help="vktrain's --augment: the crop window shifted up to 4*size/32 pixels each way "
+                         "(black outside the image) and a random horizontal flip, training only")
+    ap.add_argument("--init", choices=["torch", "kaiming"], default="torch",
+                    help="torch: PyTorch's defaults (torchvision's model as built); kaiming: vktrain's --init kaiming")
     ap.add_argument("--resize", type=int, default=0,
                     help="side the images are resized to before the centre crop (default: vktrain's "
                          "train.ResizeFor, image-size*8/7 rounded up: 74 at 64, 256 at 224)")
@@ -165,6 +208,8 @@ def main():
         model.fc = torch.nn.Linear(512, 10)
     else:
         model = modified_alexnet()
+    if args.init == "kaiming":
+        init_kaiming(model)
     if args.dropout is not None:
         drops = [d for d in model.modules() if isinstance(d, torch.nn.Dropout)]
         if not drops and args.dropout != 0:
@@ -194,8 +239,10 @@ def main():
                "extra": {"framework": "pytorch", "lr_schedule": args.lr_schedule, "warmup_epochs": str(args.warmup_epochs),
                          "label_smoothing": str(args.label_smoothing), "data_order": args.data_order,
                          "dropout": "default" if args.dropout is None else str(args.dropout),
-                         "init_from": args.init_from or ""}})
+                         "init_from": args.init_from or "", "init": args.init, "augment": str(args.augment).lower()}})
         gen = torch.Generator().manual_seed(args.seed)
+        aug_gen = torch.Generator().manual_seed(args.seed + 1000003)
+        pad = 4 * args.image_size // 32  # train.inputParams' Pad
         step = 0
         for epoch in range(1, args.epochs + 1):
             order = torch.arange(len(y)) if args.data_order == "sequential" else torch.randperm(len(y), generator=gen)
@@ -205,7 +252,11 @@ def main():
                 idx = order[i * args.batch:(i + 1) * args.batch]
                 for g in opt.param_groups:
                     g["lr"] = lr_at(args, step, steps)
-                logits = model(preprocess(x[idx], resize, args.image_size))
+                if args.augment:
+                    inputs = preprocess_augmented(x[idx], resize, args.image_size, pad, aug_gen)
+                else:
+                    inputs = preprocess(x[idx], resize, args.image_size)
+                logits = model(inputs)
                 loss = F.cross_entropy(logits, y[idx], label_smoothing=args.label_smoothing)
                 opt.zero_grad()
                 loss.backward()
