@@ -74,11 +74,12 @@ def preprocess_augmented(records, resize, crop, pad, gen):
     horizontal flip with probability 1/2: torchvision's RandomCrop(crop,
     padding) and RandomHorizontalFlip after the resize. The draws come from gen,
     so they differ from vktrain's (another RNG), as the data order does."""
-    x = records.to(torch.float64).view(-1, 3, 32, 32)
-    x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
-    x = F.pad(x, (pad, pad, pad, pad))
+    full = preprocess(records, resize, resize, double=True)  # the whole resized image, normalised
+    n = full.shape[0]
+    black = (-MEAN / STD).double().view(1, 3, 1, 1)  # a 0 pixel, normalised
+    x = black.expand(n, 3, resize + 2 * pad, resize + 2 * pad).clone()
+    x[:, :, pad:pad + resize, pad:pad + resize] = full
     off = int(round((resize - crop) / 2.0)) + pad
-    n = x.shape[0]
     shift = torch.randint(-pad, pad + 1, (n, 2), generator=gen)
     flip = torch.randint(0, 2, (n,), generator=gen)
     out = torch.empty(n, 3, crop, crop, dtype=torch.float64)
@@ -86,7 +87,7 @@ def preprocess_augmented(records, resize, crop, pad, gen):
         y0, x0 = off + int(shift[i, 0]), off + int(shift[i, 1])
         img = x[i, :, y0:y0 + crop, x0:x0 + crop]
         out[i] = img.flip(-1) if flip[i] else img
-    return ((out / 255.0 - MEAN.double()) / STD.double()).float()
+    return out.float()
 
 
 def init_kaiming(model):
