@@ -35,6 +35,10 @@ type Conv2D struct {
 	// default, any shape), ConvWinograd or ConvWinograd4 (see AlgoApplies).
 	// SetAlgo sets all three.
 	Algo [3]ConvAlgo
+	// GEMM is the matrix-multiply kernel of each pass's GEMMs (im2col's or
+	// Winograd's batched products), indexed by ConvPass: GEMMAuto (the
+	// default) runs the runtime's Variant.
+	GEMM [3]GEMMVariant
 
 	// Weight is K x C x R x S (PyTorch's layout) and Bias K elements, or nil for
 	// none. WeightGrad and BiasGrad are shaped like them; a nil BiasGrad means
@@ -244,7 +248,7 @@ func (r *Runtime) Conv2DForward(s *vk.Stream, c *Conv2D, x, y, scratch *Tensor) 
 		}
 		err := r.GEMM(s, c.K, gn*g.p, g.crs,
 			Mat{T: c.Weight, LD: g.crs}, Mat{T: scratch, LD: ldcol}, Mat{T: y, Off: n0 * g.p, LD: g.np},
-			GEMMOptions{Bias: c.Bias, BiasPerRow: true, ReLU: c.ReLU})
+			GEMMOptions{Bias: c.Bias, BiasPerRow: true, ReLU: c.ReLU, Variant: c.GEMM[PassForward]})
 		if err != nil {
 			return fmt.Errorf("%s: images %d..%d: %w", op, n0, n0+gn-1, err)
 		}
@@ -360,7 +364,7 @@ func (r *Runtime) Conv2DBackwardWeights(s *vk.Stream, c *Conv2D, x, dy, scratch 
 		}
 		err := r.GEMM(s, c.K, g.crs, gn*g.p,
 			Mat{T: dy, Off: n0 * g.p, LD: g.np}, Mat{T: scratch, LD: roundUp4(gn * g.p), Trans: true}, Mat{T: c.WeightGrad, LD: g.crs},
-			GEMMOptions{Accumulate: accumulate || n0 > 0})
+			GEMMOptions{Accumulate: accumulate || n0 > 0, Variant: c.GEMM[PassBackwardWeights]})
 		if err != nil {
 			return fmt.Errorf("%s: images %d..%d: %w", op, n0, n0+gn-1, err)
 		}
@@ -391,7 +395,7 @@ func (r *Runtime) Conv2DBackwardData(s *vk.Stream, c *Conv2D, dy, dx, scratch *T
 		ldcol := roundUp4(gn * g.p)
 		err := r.GEMM(s, g.crs, gn*g.p, c.K,
 			Mat{T: c.Weight, LD: g.crs, Trans: true}, Mat{T: dy, Off: n0 * g.p, LD: g.np}, Mat{T: scratch, LD: ldcol},
-			GEMMOptions{})
+			GEMMOptions{Variant: c.GEMM[PassBackwardData]})
 		if err != nil {
 			return fmt.Errorf("%s: images %d..%d: %w", op, n0, n0+gn-1, err)
 		}

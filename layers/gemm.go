@@ -29,6 +29,10 @@ type GEMMOptions struct {
 	// (the bias is shared). 0 means 1.
 	Batch                     int
 	StrideA, StrideB, StrideC int
+	// Variant is the kernel: GEMMAuto (the zero value) runs the runtime's
+	// Variant. The tiled kernel reads A and B as storage buffers; an operand
+	// past the device's storage range is read as texels instead.
+	Variant GEMMVariant
 	// Update, when set, makes C a parameter and the product (times Alpha) its
 	// gradient: instead of being stored, the gradient takes C and its momentum
 	// through one torch.optim.SGD step (shaders/gemm_smallk.comp's update4, the
@@ -44,10 +48,16 @@ type GEMMUpdate struct {
 }
 
 // FusesUpdate reports whether GEMM can apply GEMMOptions.Update to a product
-// of depth k of b into c: on the texel variant, for K up to gemmSmallKMax, B
-// not transposed, B's and C's rows aligned to 4 (gemm_smallk).
+// of depth k of b into c on the runtime's own variant: on the texel variant,
+// for K up to gemmSmallKMax, B not transposed, B's and C's rows aligned to 4
+// (gemm_smallk).
 func (r *Runtime) FusesUpdate(k int, b, c Mat) bool {
-	return r.Variant == GEMMTexel && r.smallK(k, b, c, true, true)
+	return r.fusesUpdate(GEMMAuto, k, b, c)
+}
+
+// fusesUpdate is FusesUpdate for a product choosing variant v.
+func (r *Runtime) fusesUpdate(v GEMMVariant, k int, b, c Mat) bool {
+	return r.GEMMVariantFor(v) == GEMMTexel && r.smallK(k, b, c, true, true)
 }
 
 // smallK reports whether gemm_smallk computes the product (alignB4 and
@@ -91,7 +101,7 @@ const (
 )
 
 // GEMM records C (m x n) = alpha * A (m x k) * B (k x n) with the options'
-// epilogue, using the runtime's GEMM variant.
+// epilogue, using the options' GEMM variant (by default the runtime's).
 func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) error {
 	if m <= 0 || n <= 0 || k <= 0 {
 		return fmt.Errorf("gemm: bad size %dx%dx%d", m, n, k)
@@ -152,8 +162,8 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	var extra []vk.Range // the fused update's bindings 4 and 5
 	if u := o.Update; u != nil {
 		switch {
-		case !r.FusesUpdate(k, b, c):
-			return fmt.Errorf("gemm: a fused update of %q needs the texel variant, K <= %d, B not transposed and B's and C's rows aligned to 4 (%dx%dx%d, variant %s)", c.T.Name, gemmSmallKMax, m, n, k, r.Variant)
+		case !r.fusesUpdate(o.Variant, k, b, c):
+			return fmt.Errorf("gemm: a fused update of %q needs the texel variant, K <= %d, B not transposed and B's and C's rows aligned to 4 (%dx%dx%d, variant %s)", c.T.Name, gemmSmallKMax, m, n, k, r.GEMMVariantFor(o.Variant))
 		case u.SGD == nil || o.Accumulate || o.Bias != nil || o.ReLU || batch > 1:
 			return fmt.Errorf("gemm: a fused update of %q takes SGD state and no accumulation, bias, ReLU or batch", c.T.Name)
 		case u.Momentum != nil && (u.Momentum.Len() != c.T.Len() || u.Momentum.Buffer() == c.T.Buffer()):
@@ -163,7 +173,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 	}
 	// The tiled kernel binds A and B as storage buffers; an operand past the
 	// device's storage range (fc6's weight on some devices) is read as texels.
-	if o.Update == nil && r.Variant == GEMMTiled && ra.Size <= r.storageLimit && rb.Size <= r.storageLimit {
+	if o.Update == nil && r.GEMMVariantFor(o.Variant) == GEMMTiled && ra.Size <= r.storageLimit && rb.Size <= r.storageLimit {
 		module, rowsPerGroup = "gemm_tiled", 64
 	} else if r.smallK(k, b, c, strideB4, strideC4) {
 		module, rowsPerGroup, colsPerGroup = "gemm_smallk", 8, 256

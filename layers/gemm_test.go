@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"vktrain/layers/ref"
@@ -246,4 +247,74 @@ func logical(v []float64, off, ld, rows, cols int, trans bool) []float64 {
 		}
 	}
 	return out
+}
+
+// TestGEMMVariantOption: a product's own choice of kernel (GEMMOptions.Variant)
+// overrides the runtime's, and the choices of a convolution's and a linear
+// layer's passes (Conv2D.GEMM, Linear.GEMM) reach their GEMMs: each runs, on a
+// fresh runtime of the other default, the kernel it names and no other, with
+// the reference's result.
+func TestGEMMVariantOption(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	compiled := func(r *Runtime) (texel, tiled int) {
+		for key := range r.kernels {
+			switch {
+			case strings.HasPrefix(key, "gemm_tiled"):
+				tiled++
+			case strings.HasPrefix(key, "gemm_texel") || strings.HasPrefix(key, "gemm_smallk"):
+				texel++
+			}
+		}
+		return texel, tiled
+	}
+	for _, c := range []struct{ runtime, chosen GEMMVariant }{{GEMMTexel, GEMMTiled}, {GEMMTiled, GEMMTexel}} {
+		t.Run("runtime "+c.runtime.String()+", chosen "+c.chosen.String(), func(t *testing.T) {
+			want := func(r *Runtime, what string) {
+				t.Helper()
+				texel, tiled := compiled(r)
+				if (c.chosen == GEMMTiled) != (tiled > 0 && texel == 0) || (c.chosen == GEMMTexel) != (texel > 0 && tiled == 0) {
+					t.Errorf("%s choosing %s compiled %d texel and %d tiled GEMM kernels", what, c.chosen, texel, tiled)
+				}
+			}
+			r := openRuntime(t)
+			r.Variant = c.runtime
+			checkGEMM(t, r, rng, "13x70x9", 13, 70, 9, false, true, 3, 5, GEMMOptions{Variant: c.chosen}, 1)
+			checkGEMM(t, r, rng, "9x12x64", 9, 12, 64, true, false, 0, 0, GEMMOptions{Variant: c.chosen, ReLU: true}, 0)
+			want(r, "GEMM")
+
+			r = openRuntime(t)
+			r.Variant = c.runtime
+			cv, err := r.NewConv2D("conv", 3, 5, 3, 3, 1, 1, false)
+			must(t, err)
+			defer cv.Free()
+			cv.GEMM = [3]GEMMVariant{c.chosen, c.chosen, c.chosen}
+			x := tensorWith(t, r, "x", randn(rng, 3*2*6*6), 3, 2, 6, 6)
+			y := tensorWith(t, r, "y", make([]float64, 5*2*6*6), 5*2*6*6)
+			scratch := tensorWith(t, r, "scratch", make([]float64, cv.ScratchLen(2, 6, 6)), cv.ScratchLen(2, 6, 6))
+			run(t, r, func(s *vk.Stream) error { return r.Conv2DForward(s, cv, x, y, scratch) })
+			cv.SetAlgo(ConvWinograd)
+			wscratch := tensorWith(t, r, "scratch", make([]float64, cv.ScratchLen(2, 6, 6)), cv.ScratchLen(2, 6, 6))
+			run(t, r, func(s *vk.Stream) error { return r.Conv2DBackwardData(s, cv, y, x, wscratch) })
+			want(r, "Conv2D by im2col and Winograd")
+
+			r = openRuntime(t)
+			r.Variant = c.runtime
+			l, err := r.NewLinear("fc", 8, 6, true, false)
+			must(t, err)
+			defer l.Free()
+			l.GEMM = [3]GEMMVariant{c.chosen, c.chosen, c.chosen}
+			lx := tensorWith(t, r, "x", randn(rng, 4*8), 4*8)
+			ly := tensorWith(t, r, "y", make([]float64, 4*6), 4*6)
+			run(t, r, func(s *vk.Stream) error {
+				if err := r.LinearForward(s, l, 4, lx, ly); err != nil {
+					return err
+				}
+				return r.LinearBackwardWeights(s, l, 4, lx, ly, false)
+			})
+			want(r, "Linear")
+			if fuses := r.LinearFusesUpdate(l, 4); fuses != (c.runtime == GEMMTexel && c.chosen == GEMMTexel) {
+				t.Errorf("LinearFusesUpdate %v with the runtime's %s and the weight gradient's %s", fuses, c.runtime, c.chosen)
+			}
+		})
+	}
 }

@@ -9,8 +9,13 @@ import (
 // Linear is a fully connected layer, y = x W^T + b, with PyTorch's weight layout
 // (out x in). Inputs and outputs are N x features, row-major.
 type Linear struct {
-	In, Out    int
-	ReLU       bool // fused into the forward GEMM's epilogue
+	In, Out int
+	ReLU    bool // fused into the forward GEMM's epilogue
+	// GEMM is the matrix-multiply kernel of each pass, indexed by ConvPass
+	// (forward, backward-data, backward-weights with the bias gradient):
+	// GEMMAuto (the default) runs the runtime's Variant. A forward pass run as
+	// a GEMV (batch 1) has no GEMM; a fused update needs the texel kernel.
+	GEMM       [3]GEMMVariant
 	Weight     *Tensor
 	Bias       *Tensor // nil without bias
 	WeightGrad *Tensor
@@ -67,7 +72,7 @@ func (r *Runtime) LinearForward(s *vk.Stream, l *Linear, n int, x, y *Tensor) er
 	if err := l.check("y", y, n, l.Out); err != nil {
 		return err
 	}
-	if n == 1 && l.In%4 == 0 {
+	if LinearGEMVForward(l, n) {
 		bias := l.Bias
 		if bias == nil {
 			bias = y // bound, not read
@@ -79,7 +84,7 @@ func (r *Runtime) LinearForward(s *vk.Stream, l *Linear, n int, x, y *Tensor) er
 	}
 	return r.GEMM(s, n, l.Out, l.In,
 		Mat{T: x, LD: l.In}, Mat{T: l.Weight, LD: l.In, Trans: true}, Mat{T: y, LD: l.Out},
-		GEMMOptions{Bias: l.Bias, ReLU: l.ReLU})
+		GEMMOptions{Bias: l.Bias, ReLU: l.ReLU, Variant: l.GEMM[PassForward]})
 }
 
 // LinearBackwardData records dx (n x In) = dy (n x Out) W. With a fused ReLU, dy
@@ -91,22 +96,27 @@ func (r *Runtime) LinearBackwardData(s *vk.Stream, l *Linear, n int, dy, dx *Ten
 	if err := l.check("dx", dx, n, l.In); err != nil {
 		return err
 	}
-	return r.GEMM(s, n, l.In, l.Out, Mat{T: dy, LD: l.Out}, Mat{T: l.Weight, LD: l.In}, Mat{T: dx, LD: l.In}, GEMMOptions{})
+	return r.GEMM(s, n, l.In, l.Out, Mat{T: dy, LD: l.Out}, Mat{T: l.Weight, LD: l.In}, Mat{T: dx, LD: l.In}, GEMMOptions{Variant: l.GEMM[PassBackwardData]})
 }
 
 // LinearBackwardWeights records the weight gradient dW = dy^T x and the bias
 // gradient db = sum over the batch of dy, overwriting them (or adding to them
 // with accumulate).
 func (r *Runtime) LinearBackwardWeights(s *vk.Stream, l *Linear, n int, x, dy *Tensor, accumulate bool) error {
-	return r.linearGradients(s, l, n, x, dy, Mat{T: l.WeightGrad, LD: l.In}, GEMMOptions{Accumulate: accumulate}, accumulate)
+	return r.linearGradients(s, l, n, x, dy, Mat{T: l.WeightGrad, LD: l.In}, GEMMOptions{Accumulate: accumulate, Variant: l.GEMM[PassBackwardWeights]}, accumulate)
 }
 
 // LinearFusesUpdate reports whether LinearBackwardUpdate can step l's weight
-// for a batch of n (see Runtime.FusesUpdate: the texel variant, n up to
-// gemmSmallKMax, rows aligned to 4).
+// for a batch of n (see Runtime.FusesUpdate: the runtime's variant and the
+// layer's weight-gradient choice texel, n up to gemmSmallKMax, rows aligned
+// to 4).
 func (r *Runtime) LinearFusesUpdate(l *Linear, n int) bool {
-	return l.In%4 == 0 && r.FusesUpdate(n, Mat{LD: l.In}, Mat{LD: l.In})
+	return l.In%4 == 0 && r.FusesUpdate(n, Mat{LD: l.In}, Mat{LD: l.In}) && r.fusesUpdate(l.GEMM[PassBackwardWeights], n, Mat{LD: l.In}, Mat{LD: l.In})
 }
+
+// LinearGEMVForward reports whether l's forward pass at a batch of n runs as
+// a GEMV (no GEMM, so no GEMM variant to choose).
+func LinearGEMVForward(l *Linear, n int) bool { return n == 1 && l.In%4 == 0 }
 
 // LinearBackwardUpdate is LinearBackwardWeights fused with the SGD step of
 // the weight: the bias gradient is written as there, but the weight's
@@ -114,7 +124,7 @@ func (r *Runtime) LinearFusesUpdate(l *Linear, n int) bool {
 // (nil without), never stored (GEMMOptions.Update). Record it after
 // LinearBackwardData, which reads the weight before the step.
 func (r *Runtime) LinearBackwardUpdate(s *vk.Stream, l *Linear, n int, x, dy *Tensor, sgd *SGDParams, momentum *Tensor) error {
-	return r.linearGradients(s, l, n, x, dy, Mat{T: l.Weight, LD: l.In}, GEMMOptions{Update: &GEMMUpdate{SGD: sgd, Momentum: momentum}}, false)
+	return r.linearGradients(s, l, n, x, dy, Mat{T: l.Weight, LD: l.In}, GEMMOptions{Update: &GEMMUpdate{SGD: sgd, Momentum: momentum}, Variant: l.GEMM[PassBackwardWeights]}, false)
 }
 
 // linearGradients records the weight's gradient dy^T x into w as o says (stored,
@@ -137,7 +147,7 @@ func (r *Runtime) linearGradients(s *vk.Stream, l *Linear, n int, x, dy *Tensor,
 		return err
 	}
 	// db (1 x Out) = ones (1 x n) dy (n x Out).
-	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, GEMMOptions{Accumulate: accumulateBias})
+	return r.GEMM(s, 1, l.Out, n, Mat{T: ones, LD: n}, Mat{T: dy, LD: l.Out}, Mat{T: l.BiasGrad, LD: l.Out}, GEMMOptions{Accumulate: accumulateBias, Variant: o.Variant})
 }
 
 // ones returns a tensor of at least n ones, shared by the runtime.

@@ -29,6 +29,11 @@ type NetworkConfig struct {
 	// pass (indexed by ConvPass) instead of ConvAlgo: what the tuner picked
 	// (layers/tune). Each must apply to the layer.
 	ConvChoices map[string][3]ConvAlgo
+	// GEMMChoices, where it names a convolution's or linear layer's path,
+	// gives the GEMM kernel of each of its passes (indexed by ConvPass; see
+	// Conv2D.GEMM and Linear.GEMM): what the tuner picked. Elsewhere, and
+	// for GEMMAuto, the runtime's Variant.
+	GEMMChoices map[string][3]GEMMVariant
 	// UnfusedSGD computes every weight gradient and steps all parameters in
 	// the SGD pass. By default a linear layer's weight where the device can
 	// (Runtime.LinearFusesUpdate: lavapipe, batch up to 16) is stepped inside

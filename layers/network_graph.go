@@ -135,6 +135,7 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 			}
 			op.conv.Algo = choice
 		}
+		op.conv.GEMM = n.cfg.GEMMChoices[l.path]
 		op.inH, op.inW, op.outH, op.outW = l.in[1], l.in[2], l.out[1], l.out[2]
 		op.y, err = n.alloc(l.path+".out", l.out[0], batch, l.out[1], l.out[2])
 		n.scratchLen = max(n.scratchLen, op.conv.AnyAlgoScratchLen(batch, op.inH, op.inW))
@@ -145,6 +146,7 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 			return nil, err
 		}
 		n.freed = append(n.freed, op.lin)
+		op.lin.GEMM = n.cfg.GEMMChoices[l.path]
 		op.y, err = n.alloc(l.path+".out", batch, m.OutFeatures)
 		op.trains = n.addWeightBias(l.path, op.lin.Weight, op.lin.WeightGrad, op.lin.Bias, op.lin.BiasGrad)
 	case *nn.BatchNorm2d:

@@ -32,6 +32,14 @@ type StepPart struct {
 	// Conv is the convolution whose Algo[ConvPass()] the part follows (nil for
 	// other parts): recording it with another Algo times that algorithm.
 	Conv *Conv2D
+	// Linear is the linear layer of a linear layer's pass (nil for others).
+	Linear *Linear
+	// GEMM, where the part's GEMMs follow a per-pass choice of kernel (a
+	// convolution's passes; a linear layer's, but for a GEMV forward or a
+	// weight gradient fused with its SGD step, which needs the texel kernel),
+	// points at that choice (Conv2D.GEMM or Linear.GEMM): recording the part
+	// with another value there times that kernel. nil elsewhere.
+	GEMM *GEMMVariant
 	// Traffic is the fewest bytes the part must move: each operand read once,
 	// each result written once (Bytes for memory-bound parts; for a GEMM-based
 	// pass its inputs, weights and outputs, whatever the algorithm adds).
@@ -99,6 +107,11 @@ func (n *Network) parts(sl *slot, kind StepKind) []StepPart {
 		}
 		p := n.opPart(op, "forward")
 		p.InStep = true
+		if op.conv != nil {
+			p.GEMM = &op.conv.GEMM[PassForward]
+		} else if op.lin != nil && !LinearGEMVForward(op.lin, batch) {
+			p.GEMM = &op.lin.GEMM[PassForward]
+		}
 		p.Record = func(s *vk.Stream) error { return n.forward(s, sl, op, train) }
 		add(p)
 		if op.relu { // the fused ReLU, alone (not part of the step)
@@ -184,7 +197,7 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 		p.FLOPs = 2 * float64(c.K) * float64(c.crs()) * float64(batch*op.outH*op.outW)
 		p.Shape = fmt.Sprintf("%s -> %s, %dx%d/%d", shapeText(op.x.Shape), shapeText(op.y.Shape), c.R, c.S, c.StrideH)
 	case op.lin != nil:
-		p.Type, p.GEMMLike, p.Variant = "Linear", true, true
+		p.Type, p.GEMMLike, p.Variant, p.Linear = "Linear", true, true, op.lin
 		p.Traffic = 4 * float64(op.x.Len()+op.lin.Weight.Len()+op.y.Len())
 		p.FLOPs = 2 * float64(batch) * float64(op.lin.In) * float64(op.lin.Out)
 	case op.add:
@@ -228,9 +241,10 @@ func (n *Network) sumParts(op *netOp, sums []gradSum) []StepPart {
 func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 	rt, batch := n.rt, n.cfg.Batch
 	var out []StepPart
-	add := func(pass string, flops float64, rec func(s *vk.Stream) error) {
+	// add appends a GEMM-based pass whose kernel choice is gemm (nil: none).
+	add := func(pass string, flops float64, gemm *GEMMVariant, rec func(s *vk.Stream) error) {
 		p := n.opPart(op, pass)
-		p.InStep, p.Record = true, rec
+		p.InStep, p.Record, p.GEMM = true, rec, gemm
 		if flops > 0 {
 			p.FLOPs = flops
 		}
@@ -239,7 +253,7 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 	memory := func(pass string, bytes float64, rec func(s *vk.Stream) error) {
 		p := n.opPart(op, pass)
 		p.InStep, p.Record = true, rec
-		p.GEMMLike, p.Variant, p.FLOPs, p.Bytes, p.Traffic, p.Conv = false, false, 0, bytes, bytes, nil
+		p.GEMMLike, p.Variant, p.FLOPs, p.Bytes, p.Traffic, p.Conv, p.Linear = false, false, 0, bytes, bytes, nil, nil
 		out = append(out, p)
 	}
 	switch {
@@ -263,14 +277,14 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 			})
 		}
 		if op.trains {
-			add("backward-weights", 0, func(s *vk.Stream) error {
+			add("backward-weights", 0, &c.GEMM[PassBackwardWeights], func(s *vk.Stream) error {
 				return rt.Conv2DBackwardWeights(s, c, op.x, op.dy, n.scratch, false)
 			})
 		} else if c.ReLU {
 			memory("backward-relu", 12*float64(op.y.Len()), func(s *vk.Stream) error { return rt.Conv2DMaskReLU(s, c, op.y, op.dy) })
 		}
 		if dx != nil {
-			add("backward-data", 0, func(s *vk.Stream) error { return rt.Conv2DBackwardData(s, c, op.dy, dx, n.scratch) })
+			add("backward-data", 0, &c.GEMM[PassBackwardData], func(s *vk.Stream) error { return rt.Conv2DBackwardData(s, c, op.dy, dx, n.scratch) })
 		}
 	case op.lin != nil:
 		l := op.lin
@@ -282,13 +296,13 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 			flops += 2 * float64(batch) * float64(l.Out)
 		}
 		if op.trains && op.fused == nil {
-			add("backward-weights", flops, func(s *vk.Stream) error { return rt.LinearBackwardWeights(s, l, batch, op.x, op.dy, false) })
+			add("backward-weights", flops, &l.GEMM[PassBackwardWeights], func(s *vk.Stream) error { return rt.LinearBackwardWeights(s, l, batch, op.x, op.dy, false) })
 		}
 		if dx != nil {
-			add("backward-data", 0, func(s *vk.Stream) error { return rt.LinearBackwardData(s, l, batch, op.dy, dx) })
+			add("backward-data", 0, &l.GEMM[PassBackwardData], func(s *vk.Stream) error { return rt.LinearBackwardData(s, l, batch, op.dy, dx) })
 		}
 		if p := op.fused; p != nil { // after backward-data, which reads the weight before its step
-			add("backward-weights", flops, func(s *vk.Stream) error {
+			add("backward-weights", flops, nil, func(s *vk.Stream) error {
 				return rt.LinearBackwardUpdate(s, l, batch, op.x, op.dy, n.groups[p.group].sgd, p.momentum)
 			})
 			out[len(out)-1].Shape += ", SGD step fused"

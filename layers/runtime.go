@@ -10,30 +10,68 @@ import (
 	"vktrain/vk"
 )
 
-// GEMMVariant selects the matrix-multiply kernel a device uses.
+// GEMMVariant selects a matrix-multiply kernel.
 type GEMMVariant int
 
 // GEMM variants. Texel reads operands through uniform texel buffers, with 8x8
 // results per invocation and no shared memory: the fast path on lavapipe, where
 // texelFetch is vectorised and storage and shared-memory loads are not. Tiled
 // stages 64x64 tiles in shared memory: the classic path for discrete GPUs.
+// GEMMAuto, as a per-pass choice (Conv2D.GEMM, Linear.GEMM,
+// GEMMOptions.Variant), defers to the runtime's Variant.
 const (
-	GEMMTexel GEMMVariant = iota
+	GEMMAuto GEMMVariant = iota
+	GEMMTexel
 	GEMMTiled
 )
 
+// GEMMVariants are the kernels a pass can choose between (the tuner's trials).
+var GEMMVariants = []GEMMVariant{GEMMTexel, GEMMTiled}
+
 func (v GEMMVariant) String() string {
-	if v == GEMMTiled {
+	switch v {
+	case GEMMTexel:
+		return "texel"
+	case GEMMTiled:
 		return "tiled"
+	case GEMMAuto:
+		return "auto"
 	}
-	return "texel"
+	return fmt.Sprintf("GEMMVariant(%d)", int(v))
+}
+
+// ParseGEMMVariant reads "texel", "tiled" or "auto" ("" is auto).
+func ParseGEMMVariant(s string) (GEMMVariant, error) {
+	switch s {
+	case "texel":
+		return GEMMTexel, nil
+	case "tiled":
+		return GEMMTiled, nil
+	case "auto", "":
+		return GEMMAuto, nil
+	}
+	return GEMMAuto, fmt.Errorf("GEMM variant %q: want texel, tiled or auto", s)
+}
+
+// GEMMVariantFor is the kernel a pass choosing v runs: v, or for GEMMAuto
+// the runtime's Variant.
+func (r *Runtime) GEMMVariantFor(v GEMMVariant) GEMMVariant {
+	if v == GEMMAuto {
+		v = r.Variant
+	}
+	if v != GEMMTiled {
+		return GEMMTexel
+	}
+	return v
 }
 
 // Runtime is a device with its compiled kernels, built on first use and cached
 // per specialization.
 type Runtime struct {
-	Dev     *vk.Device
-	Variant GEMMVariant // which GEMM kernel the device uses
+	Dev *vk.Device
+	// Variant is the GEMM kernel of passes that choose none (GEMMAuto), and
+	// of the SGD pass's reads: texel on CPU devices, tiled on GPUs.
+	Variant GEMMVariant
 
 	kernels map[string]*vk.Kernel
 	dummy   *Tensor // bound where a kernel's optional operand is absent
@@ -46,7 +84,7 @@ type Runtime struct {
 
 // NewRuntime wraps an open device, choosing kernel variants for it.
 func NewRuntime(dev *vk.Device) *Runtime {
-	r := &Runtime{Dev: dev, kernels: map[string]*vk.Kernel{}, storageLimit: int64(dev.Info.MaxStorageBufferRange)}
+	r := &Runtime{Dev: dev, Variant: GEMMTexel, kernels: map[string]*vk.Kernel{}, storageLimit: int64(dev.Info.MaxStorageBufferRange)}
 	if dev.Info.Type != vk.TypeCPU {
 		r.Variant = GEMMTiled
 	}

@@ -282,11 +282,12 @@ func (r *Runtime) winoFilter(s *vk.Stream, c *Conv2D, p winoPlan, scratch *Tenso
 }
 
 // winoProducts records M[e] = U[e] * V[e] for the a² e of a chunk of gn images.
-func (r *Runtime) winoProducts(s *vk.Stream, p winoPlan, gn int, scratch *Tensor) error {
+// The GEMMs run variant v.
+func (r *Runtime) winoProducts(s *vk.Stream, p winoPlan, gn int, scratch *Tensor, v GEMMVariant) error {
 	ld, t := p.ldT(gn), gn*p.th*p.tw
 	return r.GEMM(s, p.co, t, p.ci,
 		Mat{T: scratch, LD: p.ci}, Mat{T: scratch, Off: p.offV, LD: ld}, Mat{T: scratch, Off: p.offM(gn), LD: ld},
-		GEMMOptions{Batch: p.planes(), StrideA: p.co * p.ci, StrideB: p.ci * ld, StrideC: p.co * ld})
+		GEMMOptions{Batch: p.planes(), StrideA: p.co * p.ci, StrideB: p.ci * ld, StrideC: p.co * ld, Variant: v})
 }
 
 // winogradRun records a forward-form pass: out (co x N x outH x outW) =
@@ -303,13 +304,17 @@ func (r *Runtime) winogradRun(s *vk.Stream, c *Conv2D, p winoPlan, in, out, scra
 		}
 	}
 	outSpec := map[uint32]uint32{1: boolU32(bias != nil), 2: boolU32(relu)}
+	pass := PassForward
+	if p.flip {
+		pass = PassBackwardData
+	}
 	for n0 := 0; n0 < p.n; n0 += p.g {
 		gn := min(p.g, p.n-n0)
 		ld, t := p.ldT(gn), gn*p.th*p.tw
 		if err := r.winoStage(s, "input", nil, p.ci, t, ld, p, n0, 0, p.offV, p.ci*ld, in.Range(), scratch.Range()); err != nil {
 			return err
 		}
-		if err := r.winoProducts(s, p, gn, scratch); err != nil {
+		if err := r.winoProducts(s, p, gn, scratch, c.GEMM[pass]); err != nil {
 			return err
 		}
 		if err := r.winoStage(s, "output", outSpec, p.co, t, ld, p, n0, p.offM(gn), 0, p.co*ld, scratch.Range(), out.Range(), b.Range()); err != nil {
@@ -382,7 +387,7 @@ func (r *Runtime) winogradBackwardWeights(s *vk.Stream, c *Conv2D, x, dy, scratc
 		}
 		err := r.GEMM(s, p.co, p.ci, t,
 			Mat{T: scratch, Off: offM, LD: ld}, Mat{T: scratch, Off: p.offV, LD: ld, Trans: true}, Mat{T: scratch, LD: p.ci},
-			GEMMOptions{Batch: p.planes(), StrideA: p.co * ld, StrideB: p.ci * ld, StrideC: p.co * p.ci, Accumulate: n0 > 0})
+			GEMMOptions{Batch: p.planes(), StrideA: p.co * ld, StrideB: p.ci * ld, StrideC: p.co * p.ci, Accumulate: n0 > 0, Variant: c.GEMM[PassBackwardWeights]})
 		if err != nil {
 			return fmt.Errorf("%s: images %d..%d: %w", op, n0, n0+gn-1, err)
 		}

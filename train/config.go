@@ -95,6 +95,11 @@ type Config struct {
 	// pass (layers.ConvPass order); written into the run's config.json once
 	// tuned, so that a resumed run computes exactly as it began.
 	ConvChoices map[string][3]string `json:"conv_choices,omitempty"`
+	// GEMMChoices are the GEMM kernels ("texel", "tiled"; "auto": the
+	// device's default) an "auto" run picked, per convolution or linear layer
+	// and pass (layers.ConvPass order), written beside ConvChoices. Runs
+	// written before the field existed used the device's default everywhere.
+	GEMMChoices map[string][3]string `json:"gemm_choices,omitempty"`
 	// Tune is how "auto" picks: "off" (the built-in choice, as winograd4),
 	// "cached" (the default, ""; the device's tuning cache, timing what it
 	// lacks) or "full" (time every pass again). Not part of the recipe.

@@ -108,6 +108,8 @@ type session struct {
 	net *layers.Network
 	// choices are the tuned convolution algorithms (nil when not tuned).
 	choices map[string][3]layers.ConvAlgo
+	// gemmChoices are the tuned GEMM kernels (nil when not tuned).
+	gemmChoices map[string][3]layers.GEMMVariant
 }
 
 func (s *session) close() {
@@ -152,7 +154,7 @@ func openSession(ctx context.Context, m *nn.Model, cfg Config, train, validate b
 		s.close()
 		return nil, err2
 	}
-	s.choices = ncfg.ConvChoices
+	s.choices, s.gemmChoices = ncfg.ConvChoices, ncfg.GEMMChoices
 	return s, nil
 }
 
@@ -203,7 +205,11 @@ func chooseConv(ctx context.Context, s *session, m *nn.Model, cfg Config, ncfg *
 	ncfg.ConvAlgo = layers.ConvWinograd4 // the built-in choice where nothing is tuned
 	if ncfg.Train && len(cfg.ConvChoices) > 0 {
 		choices, err := ParseConvChoices(cfg.ConvChoices)
+		if err != nil {
+			return err
+		}
 		ncfg.ConvChoices = choices
+		ncfg.GEMMChoices, err = ParseGEMMChoices(cfg.GEMMChoices)
 		return err
 	}
 	mode, err := tune.ParseMode(cfg.Tune)
@@ -226,30 +232,54 @@ func chooseConv(ctx context.Context, s *session, m *nn.Model, cfg Config, ncfg *
 		return err
 	}
 	log.Info("convolution algorithms", "tune", mode, "cache", cache.Path(), "seconds", time.Since(start).Round(time.Millisecond).Seconds(),
-		"choices", FormatConvChoices(res.Choices))
-	ncfg.ConvChoices = res.Choices
+		"choices", FormatConvChoices(res.Choices), "gemm", FormatGEMMChoices(res.GEMM))
+	ncfg.ConvChoices, ncfg.GEMMChoices = res.Choices, res.GEMM
 	return nil
 }
 
 // ParseConvChoices reads Config.ConvChoices.
 func ParseConvChoices(in map[string][3]string) (map[string][3]layers.ConvAlgo, error) {
-	out := make(map[string][3]layers.ConvAlgo, len(in))
+	out, err := parseChoices("conv choices", in, layers.ParseConvAlgo)
+	if out == nil && err == nil {
+		out = map[string][3]layers.ConvAlgo{}
+	}
+	return out, err
+}
+
+// FormatConvChoices is ParseConvChoices's inverse.
+func FormatConvChoices(in map[string][3]layers.ConvAlgo) map[string][3]string { return formatChoices(in) }
+
+// ParseGEMMChoices reads Config.GEMMChoices (nil for none).
+func ParseGEMMChoices(in map[string][3]string) (map[string][3]layers.GEMMVariant, error) {
+	return parseChoices("gemm choices", in, layers.ParseGEMMVariant)
+}
+
+// FormatGEMMChoices is ParseGEMMChoices's inverse.
+func FormatGEMMChoices(in map[string][3]layers.GEMMVariant) map[string][3]string { return formatChoices(in) }
+
+// parseChoices reads per-layer, per-pass choices by name with parse (nil
+// for none); an error names what, the layer and the bad name.
+func parseChoices[T any](what string, in map[string][3]string, parse func(string) (T, error)) (map[string][3]T, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make(map[string][3]T, len(in))
 	for layer, names := range in {
-		var c [3]layers.ConvAlgo
+		var c [3]T
 		for i, name := range names {
-			a, err := layers.ParseConvAlgo(name)
+			v, err := parse(name)
 			if err != nil {
-				return nil, fmt.Errorf("conv choices of %s: %w", layer, err)
+				return nil, fmt.Errorf("%s of %s: %w", what, layer, err)
 			}
-			c[i] = a
+			c[i] = v
 		}
 		out[layer] = c
 	}
 	return out, nil
 }
 
-// FormatConvChoices is ParseConvChoices's inverse.
-func FormatConvChoices(in map[string][3]layers.ConvAlgo) map[string][3]string {
+// formatChoices is parseChoices's inverse (nil for none).
+func formatChoices[T fmt.Stringer](in map[string][3]T) map[string][3]string {
 	if len(in) == 0 {
 		return nil
 	}
@@ -330,7 +360,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Outcome, error) {
 	}
 	defer sess.close()
 	if cfg.Conv == ConvAuto && len(cfg.ConvChoices) == 0 && len(sess.choices) > 0 {
-		cfg.ConvChoices = FormatConvChoices(sess.choices)
+		cfg.ConvChoices, cfg.GEMMChoices = FormatConvChoices(sess.choices), FormatGEMMChoices(sess.gemmChoices)
 		if err := writeConfig(dir, cfg); err != nil {
 			return nil, err
 		}

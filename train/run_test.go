@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"vktrain/layers"
 	"vktrain/layers/nn"
 	"vktrain/train/cifar10"
 	"vktrain/train/weights"
@@ -141,15 +142,50 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	if len(rc.ConvChoices) != 5 || rc.ConvChoices["features.0"] != [3]string{"im2col", "im2col", "im2col"} {
 		t.Errorf("config.json's conv choices %v, want all five convolutions (features.0 by im2col)", rc.ConvChoices)
 	}
+	// And the GEMM kernels: every convolution's forward, and the linear
+	// layers' backward-data.
+	for _, layer := range []string{"features.0", "features.3", "classifier.1", "classifier.6"} {
+		g, ok := rc.GEMMChoices[layer]
+		if !ok {
+			t.Errorf("config.json's GEMM choices %v lack %s", rc.GEMMChoices, layer)
+			continue
+		}
+		pass := layers.PassForward
+		if strings.HasPrefix(layer, "classifier.") {
+			pass = layers.PassBackwardData
+		}
+		if g[pass] != "texel" && g[pass] != "tiled" {
+			t.Errorf("%s: GEMM choices %v, want its %s's texel or tiled", layer, g, pass)
+		}
+	}
 	// A resumed run takes them from there: a bad one is an error naming it.
-	rc.ConvChoices["features.6"] = [3]string{"fft", "im2col", "im2col"}
-	if err := writeConfig(split, rc); err != nil {
+	original, err := os.ReadFile(filepath.Join(split, "config.json"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	o := runOpts(t, split)
-	o.Resume = true
-	if _, err := Run(context.Background(), cfg, o); err == nil || !strings.Contains(err.Error(), "features.6") || !strings.Contains(err.Error(), "fft") {
-		t.Errorf("resuming with a bad conv choice: %v", err)
+	for _, bad := range []struct {
+		edit func(rc *Config)
+		want string
+	}{
+		{func(rc *Config) { rc.ConvChoices["features.6"] = [3]string{"fft", "im2col", "im2col"} }, "fft"},
+		{func(rc *Config) { rc.GEMMChoices["features.6"] = [3]string{"texel", "shared", "texel"} }, "shared"},
+	} {
+		if err := os.WriteFile(filepath.Join(split, "config.json"), original, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := ReadConfig(split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad.edit(&rc)
+		if err := writeConfig(split, rc); err != nil {
+			t.Fatal(err)
+		}
+		o := runOpts(t, split)
+		o.Resume = true
+		if _, err := Run(context.Background(), cfg, o); err == nil || !strings.Contains(err.Error(), "features.6") || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("resuming with a bad choice (%s): %v", bad.want, err)
+		}
 	}
 }
 

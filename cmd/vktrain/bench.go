@@ -83,12 +83,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		cfg.ChooseConv = func(ncfg layers.NetworkConfig) (map[string][3]layers.ConvAlgo, error) {
+		cfg.Tune = func(ncfg layers.NetworkConfig) (bench.Choices, error) {
 			res, err := tune.Choose(ctx, rt, model, ncfg, cache, tune.Options{Mode: mode, Log: e.log, Progress: tuneBar(e)})
 			if err != nil {
-				return nil, err
+				return bench.Choices{}, err
 			}
-			return res.Choices, nil
+			return bench.Choices{Conv: res.Choices, GEMM: res.GEMM}, nil
 		}
 	}
 	e.log.Info("benchmarking", "model", modelName, "device", dev.Info.Name, "image-size", *size, "batch", *batch, "gemm", rt.Variant, "conv", *conv, "tune", mode)

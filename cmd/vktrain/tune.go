@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,7 +18,8 @@ import (
 )
 
 // runTune fills the device's tuning cache ahead of a run: it times every
-// algorithm of every convolution pass of the training network (and of the
+// way (convolution algorithm and GEMM kernel) of every GEMM-based pass of the
+// training network (and of the
 // inference network at each --eval-batch) at the given shape, and prints the
 // winners with their times.
 func runTune(ctx context.Context, e *env, args []string) error {
@@ -29,7 +33,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	evalBatches := fs.String("eval-batch", "", "also tune inference at these comma-separated batches (e.g. 1,64)")
 	freeze := fs.Bool("freeze-features", false, "freeze all but the new classifier, as train --freeze-features")
 	full := fs.Bool("full", false, "time every pass again, even where the cache has it (--tune full)")
-	budget := fs.Duration("budget", tune.DefaultBudget, "time spent repeating each algorithm of each pass (at least 3 runs)")
+	budget := fs.Duration("budget", tune.DefaultBudget, "time spent repeating each way of computing each pass (at least 3 runs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,22 +122,24 @@ func openModelRuntime(df deviceFlags, e *env, name string, freeze bool) (*nn.Mod
 	return model, dev, layers.NewRuntime(dev), nil
 }
 
-// writeChoices prints each tuned pass: its winner and every algorithm's time.
+// writeChoices prints each tuned pass: its winner (a convolution's
+// "algorithm/kernel", a linear layer's kernel) and every way's time, fastest
+// first.
 func writeChoices(e *env, res *tune.Result) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "layer\tpass\tchosen\ttimes (ms, GPU median)\tfrom\t")
 	for _, d := range res.Decisions {
-		var times []string
-		for _, a := range layers.ConvAlgos {
-			if ms, ok := d.Entry.TimesMS[a.String()]; ok {
-				times = append(times, fmt.Sprintf("%s %.3f", a, ms))
-			}
+		ways := slices.Sorted(maps.Keys(d.Entry.TimesMS))
+		slices.SortStableFunc(ways, func(a, b string) int { return cmp.Compare(d.Entry.TimesMS[a], d.Entry.TimesMS[b]) })
+		times := make([]string, len(ways))
+		for i, w := range ways {
+			times[i] = fmt.Sprintf("%s %.3f", w, d.Entry.TimesMS[w])
 		}
 		from := "timed now"
 		if d.Cached {
 			from = "cache (" + d.Entry.Tuned.Format(time.DateOnly) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", d.Layer, d.Pass, d.Entry.Algo, strings.Join(times, ", "), from)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", d.Layer, d.Pass, d.Entry.WayName(), strings.Join(times, ", "), from)
 	}
 	return tw.Flush()
 }

@@ -44,10 +44,10 @@ type Config struct {
 	// ConvAlgo is the algorithm of the convolutions it applies to (as
 	// layers.NetworkConfig); --variants times the others too.
 	ConvAlgo layers.ConvAlgo
-	// ChooseConv, when set, gives each network bench lays out its
-	// convolutions' algorithms per pass (a tuner's choices for that network's
-	// configuration); the kernels it chose are marked Tuned.
-	ChooseConv func(cfg layers.NetworkConfig) (map[string][3]layers.ConvAlgo, error)
+	// Tune, when set, gives each network bench lays out its convolutions'
+	// algorithms and its GEMM kernels per pass (a tuner's choices for that
+	// network's configuration); the passes it decided are marked Tuned.
+	Tune func(cfg layers.NetworkConfig) (Choices, error)
 	// Log, when set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -63,8 +63,15 @@ type bencher struct {
 	cfg Config
 	rt  *layers.Runtime
 	dev *vk.Device
-	// tuned are the training network's ChooseConv choices (nil without).
-	tuned map[string][3]layers.ConvAlgo
+	// tuned are the training network's Tune choices (empty without).
+	tuned Choices
+}
+
+// Choices are a tuner's picks for one network (layers.NetworkConfig's
+// ConvChoices and GEMMChoices).
+type Choices struct {
+	Conv map[string][3]layers.ConvAlgo
+	GEMM map[string][3]layers.GEMMVariant
 }
 
 func (b *bencher) logf(format string, args ...any) {

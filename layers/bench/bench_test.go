@@ -138,8 +138,8 @@ func TestVariants(t *testing.T) {
 	b := &bencher{ctx: context.Background(), cfg: Config{Count: 1, Variants: true, Filter: "features.10 forward,classifier.6 backward-data,sgd"}, rt: rt, dev: dev}
 	b.cfg.Model, b.cfg.ImageSize, b.cfg.Batch, b.cfg.Resize = model(t), 64, 1, 73
 	// As a tuner would: features.10 by F(2x2,3x3) in every pass.
-	b.cfg.ChooseConv = func(layers.NetworkConfig) (map[string][3]layers.ConvAlgo, error) {
-		return map[string][3]layers.ConvAlgo{"features.10": {layers.ConvWinograd, layers.ConvWinograd, layers.ConvWinograd}}, nil
+	b.cfg.Tune = func(layers.NetworkConfig) (Choices, error) {
+		return Choices{Conv: map[string][3]layers.ConvAlgo{"features.10": {layers.ConvWinograd, layers.ConvWinograd, layers.ConvWinograd}}}, nil
 	}
 	sd, err := b.cfg.Model.InitStateDict(1)
 	if err != nil {

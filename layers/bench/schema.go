@@ -66,7 +66,7 @@ type Kernel struct {
 	Variant string `json:"variant"`         // GEMM variant timed ("" where the kernel has none)
 	Algo    string `json:"algo,omitempty"`  // convolution algorithm timed ("im2col", "winograd"; convolutions only)
 	Chosen  bool   `json:"chosen"`          // the variant the device uses (true where there is none)
-	Tuned   bool   `json:"tuned,omitempty"` // Algo is the one the tuner picked for this pass (vktrain train's --tune)
+	Tuned   bool   `json:"tuned,omitempty"` // the way (Algo, Variant) the tuner picked for this pass (vktrain train's --tune)
 	Shape   string `json:"shape"`           // the shapes, for people
 	InStep  bool   `json:"in_step"`         // part of the recorded training step
 	Runs    int    `json:"runs"`            // timed runs

@@ -18,12 +18,12 @@ func (b *bencher) newNetwork(batch int, train bool, sd *weights.StateDict) (*lay
 		Batch: batch, Input: b.input(), Train: train, Seed: b.cfg.Seed,
 		SGD: layers.SGDConfig{LR: 0.001, Momentum: 0.9}, ConvAlgo: b.cfg.ConvAlgo,
 	}
-	if b.cfg.ChooseConv != nil {
-		choices, err := b.cfg.ChooseConv(ncfg)
+	if b.cfg.Tune != nil {
+		choices, err := b.cfg.Tune(ncfg)
 		if err != nil {
 			return nil, fmt.Errorf("bench: batch %d: %w", batch, err)
 		}
-		ncfg.ConvChoices = choices
+		ncfg.ConvChoices, ncfg.GEMMChoices = choices.Conv, choices.GEMM
 		if train {
 			b.tuned = choices
 		}
@@ -205,15 +205,24 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 			algo layers.ConvAlgo
 		}
 		chosen := way{gemm: b.rt.Variant}
-		gemms, algos := []layers.GEMMVariant{b.rt.Variant}, []layers.ConvAlgo{}
+		if p.GEMM != nil {
+			chosen.gemm = b.rt.GEMMVariantFor(*p.GEMM)
+		}
+		gemms, algos := []layers.GEMMVariant{chosen.gemm}, []layers.ConvAlgo{}
 		pass, isConv := p.ConvPass()
 		if isConv {
 			chosen.algo = p.Conv.Algo[pass]
 			algos = append(algos, chosen.algo)
 		}
+		tuned := false // the tuner decided this pass
+		if isConv {
+			_, tuned = b.tuned.Conv[p.Layer]
+		} else if pass, err := layers.ParseConvPass(p.Pass); err == nil && p.GEMM != nil {
+			tuned = b.tuned.GEMM[p.Layer][pass] != layers.GEMMAuto
+		}
 		if b.cfg.Variants && p.Variant {
-			for _, v := range []layers.GEMMVariant{layers.GEMMTexel, layers.GEMMTiled} {
-				if v != b.rt.Variant {
+			for _, v := range layers.GEMMVariants {
+				if v != chosen.gemm {
 					gemms = append(gemms, v)
 				}
 			}
@@ -241,10 +250,8 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 			}
 			if isConv {
 				kr.Algo = w.algo.String()
-				if c, ok := b.tuned[p.Layer]; ok && c[pass] == w.algo && w.gemm == chosen.gemm {
-					kr.Tuned = true
-				}
 			}
+			kr.Tuned = tuned && w == chosen
 			var tags []string
 			if w.gemm != chosen.gemm {
 				tags = append(tags, w.gemm.String())
@@ -290,11 +297,17 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 	return nil
 }
 
-// timePart records p under GEMM variant v (and, for a convolution, algorithm
-// algo) and times it.
+// timePart records p under GEMM variant v (the part's own choice where it
+// has one, else the runtime's: the SGD pass) and, for a convolution,
+// algorithm algo, and times it.
 func (b *bencher) timePart(p layers.StepPart, v layers.GEMMVariant, algo layers.ConvAlgo) ([]time.Duration, error) {
 	chosen := b.rt.Variant
-	b.rt.Variant = v
+	if p.GEMM != nil {
+		defer func(g layers.GEMMVariant) { *p.GEMM = g }(*p.GEMM)
+		*p.GEMM = v
+	} else {
+		b.rt.Variant = v
+	}
 	if pass, ok := p.ConvPass(); ok {
 		defer func(a [3]layers.ConvAlgo) { p.Conv.Algo = a }(p.Conv.Algo)
 		p.Conv.Algo[pass] = algo

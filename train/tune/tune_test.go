@@ -50,10 +50,26 @@ func smallNetwork(t *testing.T) layers.NetworkConfig {
 
 var quick = tune.Options{Mode: tune.Cached, Budget: time.Millisecond}
 
-// TestChooseCachesAndReuses: a first Choose times every pass more than one
-// algorithm applies to (the 5x5 and the three 3x3 convolutions, three passes
-// each; not features.0's 11x11) and saves the winners; a second, from the
-// file, times nothing and chooses the same; Full times everything again.
+// alexNetPasses is how many passes Choose decides for the modified AlexNet's
+// training at batch 1, and how many ways it times: features.0 (11x11 stride
+// 4, im2col only) forward and backward-weights, on both GEMM kernels (its input
+// needs no gradient); the 5x5 (im2col, F(2x2,5x5)) and the three 3x3
+// convolutions (im2col and two Winograds) in three passes, each algorithm on
+// both kernels; the linear layers' backward-data on both kernels, and their
+// backward-weights where not fused with the SGD step (their forward at batch
+// 1 is a GEMV).
+func alexNetPasses(rt *layers.Runtime) (passes, ways int) {
+	passes, ways = 2+4*3+3, 2*2+3*2*2+9*3*2+3*2
+	if !rt.LinearFusesUpdate(&layers.Linear{In: 1024, Out: 10}, 1) {
+		passes, ways = passes+3, ways+3*2
+	}
+	return passes, ways
+}
+
+// TestChooseCachesAndReuses: a first Choose times every pass with more than
+// one way to compute it (see alexNetPasses) and saves the winners; a second,
+// from the file, times nothing and chooses the same; Full times everything
+// again.
 func TestChooseCachesAndReuses(t *testing.T) {
 	rt := openRuntime(t)
 	model, err := train.BuildModel(train.ModelAlexNet, false)
@@ -73,25 +89,50 @@ func TestChooseCachesAndReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.Decisions) != 12 {
-		t.Fatalf("%d passes decided, want 12 (4 convolutions x 3 passes): %+v", len(first.Decisions), first.Decisions)
+	passes, ways := alexNetPasses(rt)
+	if len(first.Decisions) != passes {
+		t.Fatalf("%d passes decided, want %d: %+v", len(first.Decisions), passes, first.Decisions)
 	}
-	// features.3 (5x5) has two algorithms, the 3x3 ones three: 3*2 + 9*3 timings.
-	if n := len(progress); n != 34 || progress[n-1] != 33 {
-		t.Errorf("progress calls %v, want 0..33", progress)
+	if n := len(progress); n != ways+1 || progress[n-1] != ways {
+		t.Errorf("progress calls %v, want 0..%d", progress, ways)
 	}
+	linear := 0
 	for _, d := range first.Decisions {
-		if d.Cached || d.Entry.TimesMS[d.Entry.Algo] <= 0 {
+		won := d.Entry.WayName()
+		if d.Cached || d.Entry.TimesMS[won] <= 0 || len(d.Entry.TimesMS) < 2 {
 			t.Errorf("%s %s: %+v", d.Layer, d.Pass, d)
 		}
-		for a, ms := range d.Entry.TimesMS {
-			if ms < d.Entry.TimesMS[d.Entry.Algo] {
-				t.Errorf("%s %s: chose %s (%.3f ms) over %s (%.3f ms)", d.Layer, d.Pass, d.Entry.Algo, d.Entry.TimesMS[d.Entry.Algo], a, ms)
+		for w, ms := range d.Entry.TimesMS {
+			if ms < d.Entry.TimesMS[won] {
+				t.Errorf("%s %s: chose %s (%.3f ms) over %s (%.3f ms)", d.Layer, d.Pass, won, d.Entry.TimesMS[won], w, ms)
+			}
+		}
+		// A way screened out after one run was more than ScreenFactor times
+		// slower than the best before it, so than the winner.
+		for _, w := range d.Entry.Screened {
+			if ms, ok := d.Entry.TimesMS[w]; !ok || w == won || ms < tune.ScreenFactor*d.Entry.TimesMS[won] {
+				t.Errorf("%s %s: %s screened out at %.3f ms, the winner %s at %.3f", d.Layer, d.Pass, w, ms, won, d.Entry.TimesMS[won])
+			}
+		}
+		g, err := layers.ParseGEMMVariant(d.Entry.GEMM)
+		if err != nil || g == layers.GEMMAuto || first.GEMM[d.Layer][d.Pass] != g {
+			t.Errorf("%s %s: GEMM choice %v, entry %q", d.Layer, d.Pass, first.GEMM[d.Layer][d.Pass], d.Entry.GEMM)
+		}
+		if strings.HasPrefix(d.Layer, "classifier.") {
+			linear++
+			if d.Entry.Algo != "" || len(d.Entry.TimesMS) != 2 {
+				t.Errorf("%s %s: a linear layer's entry %+v, want its two kernels and no algorithm", d.Layer, d.Pass, d.Entry)
 			}
 		}
 	}
+	if linear == 0 {
+		t.Error("no linear layer's pass decided")
+	}
 	if got := first.Choices["features.0"]; got != [3]layers.ConvAlgo{} {
 		t.Errorf("features.0 (11x11 stride 4): %v, want im2col", got)
+	}
+	if got := first.GEMM["features.0"]; got[layers.PassBackwardData] != layers.GEMMAuto || got[layers.PassForward] == layers.GEMMAuto {
+		t.Errorf("features.0's GEMM kernels %v: want its forward chosen and no backward-data (its input needs no gradient)", got)
 	}
 	if _, err := os.Stat(cache.Path()); err != nil {
 		t.Fatalf("cache not saved: %v", err)
@@ -127,9 +168,10 @@ func TestChooseCachesAndReuses(t *testing.T) {
 	}
 }
 
-// TestCacheBadFiles: a corrupt file, a stale one (other kernels) and an entry
-// naming an algorithm that does not apply are each ignored with a warning and
-// re-tuned; the file is then rewritten whole.
+// TestCacheBadFiles: a corrupt file, a stale one (other kernels, an older
+// format) and an entry naming an algorithm that does not apply or a kernel
+// that does not exist are each ignored with a warning and re-tuned; the file
+// is then rewritten whole.
 func TestCacheBadFiles(t *testing.T) {
 	rt := openRuntime(t)
 	model, err := train.BuildModel(train.ModelAlexNet, false)
@@ -145,7 +187,8 @@ func TestCacheBadFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	ncfg := smallNetwork(t)
-	// A valid file to corrupt in three ways.
+	passes, _ := alexNetPasses(rt)
+	// A valid file to corrupt in five ways.
 	good, err := tune.OpenCache(dir, rt.Dev, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -174,10 +217,14 @@ func TestCacheBadFiles(t *testing.T) {
 		data          []byte
 		retuned       int // decisions timed again
 	}{
-		{"corrupt", "corrupt", valid[:len(valid)/2], 12},
-		{"stale", "stale", edit(func(m map[string]any) { m["kernels"] = "0123456789abcdef" }), 12},
+		{"corrupt", "corrupt", valid[:len(valid)/2], passes},
+		{"stale", "stale", edit(func(m map[string]any) { m["kernels"] = "0123456789abcdef" }), passes},
+		{"old format", "stale", edit(func(m map[string]any) { m["version"] = 1 }), passes},
 		{"bad entry", "unusable", edit(func(m map[string]any) {
-			m["entries"].(map[string]any)[fwd3] = map[string]any{"algo": "winograd4", "times_ms": map[string]any{}}
+			m["entries"].(map[string]any)[fwd3] = map[string]any{"algo": "winograd4", "gemm": "texel", "times_ms": map[string]any{}}
+		}), 1},
+		{"bad kernel", "unusable", edit(func(m map[string]any) {
+			m["entries"].(map[string]any)[fwd3] = map[string]any{"algo": "im2col", "gemm": "shared", "times_ms": map[string]any{}}
 		}), 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -254,7 +301,7 @@ func TestChooseResNet(t *testing.T) {
 	for _, d := range first.Decisions {
 		layersTuned[d.Layer] = true
 		if e, seen := entries[d.Key]; seen {
-			if e.Algo != d.Entry.Algo || len(e.TimesMS) != len(d.Entry.TimesMS) {
+			if e.WayName() != d.Entry.WayName() || len(e.TimesMS) != len(d.Entry.TimesMS) {
 				t.Errorf("%s %s: %+v, another pass of the key %+v", d.Layer, d.Pass, d.Entry, e)
 			}
 			continue
@@ -262,14 +309,22 @@ func TestChooseResNet(t *testing.T) {
 		entries[d.Key] = d.Entry
 		timings += len(d.Entry.TimesMS)
 	}
-	// The 3x3 stride-1 convolutions: layer1's four, and three in each later stage.
-	for _, l := range []string{"layer1.0.conv1", "layer1.1.conv2", "layer2.0.conv2", "layer2.1.conv1", "layer4.1.conv2"} {
+	// Every convolution (the stem's 7x7, the blocks' 3x3, the 1x1
+	// downsamples) and the fc layer.
+	for _, l := range []string{"conv1", "layer1.0.conv1", "layer1.1.conv2", "layer2.0.conv1", "layer2.0.conv2", "layer2.0.downsample.0", "layer2.1.conv1", "layer4.1.conv2", "fc"} {
 		if !layersTuned[l] {
 			t.Errorf("%s not tuned; tuned %v", l, layersTuned)
 		}
 	}
-	if len(first.Decisions) != 13*3 || len(entries) >= len(first.Decisions) {
-		t.Errorf("%d passes decided over %d keys, want 39 (13 convolutions x 3 passes) over fewer keys", len(first.Decisions), len(entries))
+	// conv1's forward and backward-weights (its input needs no gradient), the
+	// other 19 convolutions' three passes, fc's forward and backward-data and,
+	// unless fused with the SGD step, its backward-weights.
+	want := 2 + 19*3 + 2
+	if !rt.LinearFusesUpdate(&layers.Linear{In: 512, Out: 10}, 2) {
+		want++
+	}
+	if len(first.Decisions) != want || len(entries) >= len(first.Decisions) {
+		t.Errorf("%d passes decided over %d keys, want %d over fewer keys", len(first.Decisions), len(entries), want)
 	}
 	if progress != timings+1 {
 		t.Errorf("%d progress calls, want %d: each key's algorithms timed once, then the end", progress, timings+1)
@@ -302,7 +357,20 @@ func checkFromCache(t *testing.T, rt *layers.Runtime, model *nn.Model, ncfg laye
 			t.Errorf("%s: %v from the cache, %v when tuned", layer, second.Choices[layer], c)
 		}
 	}
-	ncfg.ConvChoices = second.Choices
+	if len(second.GEMM) != len(first.GEMM) {
+		t.Errorf("GEMM kernels of %d layers from the cache, %d tuned", len(second.GEMM), len(first.GEMM))
+	}
+	for layer, g := range first.GEMM {
+		if second.GEMM[layer] != g {
+			t.Errorf("%s: GEMM kernels %v from the cache, %v when tuned", layer, second.GEMM[layer], g)
+		}
+	}
+	for i, d := range second.Decisions {
+		if i < len(first.Decisions) && (d.Layer != first.Decisions[i].Layer || d.Pass != first.Decisions[i].Pass) {
+			t.Errorf("decision %d: %s %s from the cache, %s %s when tuned", i, d.Layer, d.Pass, first.Decisions[i].Layer, first.Decisions[i].Pass)
+		}
+	}
+	ncfg.ConvChoices, ncfg.GEMMChoices = second.Choices, second.GEMM
 	net, err := layers.NewNetwork(rt, model, ncfg)
 	if err != nil {
 		t.Fatal(err)
