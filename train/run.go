@@ -247,7 +247,9 @@ func ParseConvChoices(in map[string][3]string) (map[string][3]layers.ConvAlgo, e
 }
 
 // FormatConvChoices is ParseConvChoices's inverse.
-func FormatConvChoices(in map[string][3]layers.ConvAlgo) map[string][3]string { return formatChoices(in) }
+func FormatConvChoices(in map[string][3]layers.ConvAlgo) map[string][3]string {
+	return formatChoices(in)
+}
 
 // ParseGEMMChoices reads Config.GEMMChoices (nil for none).
 func ParseGEMMChoices(in map[string][3]string) (map[string][3]layers.GEMMVariant, error) {
@@ -255,7 +257,9 @@ func ParseGEMMChoices(in map[string][3]string) (map[string][3]layers.GEMMVariant
 }
 
 // FormatGEMMChoices is ParseGEMMChoices's inverse.
-func FormatGEMMChoices(in map[string][3]layers.GEMMVariant) map[string][3]string { return formatChoices(in) }
+func FormatGEMMChoices(in map[string][3]layers.GEMMVariant) map[string][3]string {
+	return formatChoices(in)
+}
 
 // parseChoices reads per-layer, per-pass choices by name with parse (nil
 // for none); an error names what, the layer and the bad name.
