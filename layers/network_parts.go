@@ -44,7 +44,8 @@ type StepPart struct {
 	// each result written once (Bytes for memory-bound parts; for a GEMM-based
 	// pass its inputs, weights and outputs, whatever the algorithm adds).
 	Traffic float64
-	// ConvIn is Conv's input height and width, and Batch the images per step.
+	// ConvIn is Conv's input height and width, and Batch the images per step
+	// (set for convolutions' and linear layers' parts).
 	ConvIn [2]int
 	Batch  int
 	// Record records the part into s with the network's own tensors.
@@ -197,7 +198,7 @@ func (n *Network) opPart(op *netOp, pass string) StepPart {
 		p.FLOPs = 2 * float64(c.K) * float64(c.crs()) * float64(batch*op.outH*op.outW)
 		p.Shape = fmt.Sprintf("%s -> %s, %dx%d/%d", shapeText(op.x.Shape), shapeText(op.y.Shape), c.R, c.S, c.StrideH)
 	case op.lin != nil:
-		p.Type, p.GEMMLike, p.Variant, p.Linear = "Linear", true, true, op.lin
+		p.Type, p.GEMMLike, p.Variant, p.Linear, p.Batch = "Linear", true, true, op.lin, batch
 		p.Traffic = 4 * float64(op.x.Len()+op.lin.Weight.Len()+op.y.Len())
 		p.FLOPs = 2 * float64(batch) * float64(op.lin.In) * float64(op.lin.Out)
 	case op.add:

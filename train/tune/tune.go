@@ -616,7 +616,7 @@ func leaves(model *nn.Model, side int) ([]nn.Layer, error) {
 // order is the index of d's pass among parts.
 func order(parts []layers.StepPart, d Decision) int {
 	for i, p := range parts {
-		if pass, ok := p.ConvPass(); ok && p.Layer == d.Layer && pass == d.Pass {
+		if p.GEMM != nil && p.Layer == d.Layer && p.Pass == d.Pass.String() {
 			return i
 		}
 	}

@@ -120,6 +120,10 @@ func TestChooseCachesAndReuses(t *testing.T) {
 		}
 		if strings.HasPrefix(d.Layer, "classifier.") {
 			linear++
+			// The key names the batch (a linear layer's other batches are other shapes).
+			if want := tune.LinearKey(&layers.Linear{In: 9216, Out: 4096}, ncfg.Batch, d.Pass); d.Layer == "classifier.1" && d.Key != want {
+				t.Errorf("%s %s: key %q, want %q", d.Layer, d.Pass, d.Key, want)
+			}
 			if d.Entry.Algo != "" || len(d.Entry.TimesMS) != 2 {
 				t.Errorf("%s %s: a linear layer's entry %+v, want its two kernels and no algorithm", d.Layer, d.Pass, d.Entry)
 			}
