@@ -62,6 +62,37 @@ func (p StepPart) ConvPass() (pass ConvPass, ok bool) {
 	return pass, err == nil
 }
 
+// RecordWay records the part alone into a new stream on dev (named name, with
+// timestamps), ended and ready to run, as computed by convolution algorithm
+// algo (a convolution's pass only; ignored for other parts) and GEMM kernel v
+// (a part with a per-pass GEMM choice only; ignored for others, GEMMAuto keeping
+// the part's own). The part's choices are restored before it returns: what was
+// recorded stays in the stream. The caller closes the stream. This is how the
+// tuner and the benchmarks time one way of computing a pass.
+func (p StepPart) RecordWay(dev *vk.Device, name string, algo ConvAlgo, v GEMMVariant) (*vk.Stream, error) {
+	if pass, ok := p.ConvPass(); ok {
+		defer func(a [3]ConvAlgo) { p.Conv.Algo = a }(p.Conv.Algo)
+		p.Conv.Algo[pass] = algo
+	}
+	if p.GEMM != nil && v != GEMMAuto {
+		defer func(g GEMMVariant) { *p.GEMM = g }(*p.GEMM)
+		*p.GEMM = v
+	}
+	s, err := dev.NewStream(name, vk.StreamOptions{Timestamps: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Record(s); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.End(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // Runtime is the runtime the network was laid out on.
 func (n *Network) Runtime() *Runtime { return n.rt }
 

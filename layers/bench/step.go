@@ -65,21 +65,13 @@ func (b *bencher) selected(name string) bool {
 // partName is a part's kernel name.
 func partName(p layers.StepPart) string { return p.Layer + " " + p.Pass }
 
-// recordPart records p alone into a new timed stream.
+// recordPart records p alone, as the network computes it, into a new timed stream.
 func (b *bencher) recordPart(p layers.StepPart) (*vk.Stream, error) {
-	s, err := b.dev.NewStream(partName(p), vk.StreamOptions{Timestamps: true})
-	if err != nil {
-		return nil, err
+	algo := layers.ConvIm2col
+	if pass, ok := p.ConvPass(); ok {
+		algo = p.Conv.Algo[pass]
 	}
-	if err := p.Record(s); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.End(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return p.RecordWay(b.dev, partName(p), algo, layers.GEMMAuto)
 }
 
 // training benchmarks the whole training step and each of its parts.
@@ -301,19 +293,11 @@ func (b *bencher) parts(rep *Report, parts []layers.StepPart, stepTimings [][]vk
 // has one, else the runtime's: the SGD pass) and, for a convolution,
 // algorithm algo, and times it.
 func (b *bencher) timePart(p layers.StepPart, v layers.GEMMVariant, algo layers.ConvAlgo) ([]time.Duration, error) {
-	chosen := b.rt.Variant
-	if p.GEMM != nil {
-		defer func(g layers.GEMMVariant) { *p.GEMM = g }(*p.GEMM)
-		*p.GEMM = v
-	} else {
+	if p.GEMM == nil { // the SGD update follows the runtime's variant
+		defer func(chosen layers.GEMMVariant) { b.rt.Variant = chosen }(b.rt.Variant)
 		b.rt.Variant = v
 	}
-	if pass, ok := p.ConvPass(); ok {
-		defer func(a [3]layers.ConvAlgo) { p.Conv.Algo = a }(p.Conv.Algo)
-		p.Conv.Algo[pass] = algo
-	}
-	s, err := b.recordPart(p)
-	b.rt.Variant = chosen
+	s, err := p.RecordWay(b.dev, partName(p), algo, v)
 	if err != nil {
 		return nil, err
 	}

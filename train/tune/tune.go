@@ -400,7 +400,7 @@ func Choose(ctx context.Context, rt *layers.Runtime, model *nn.Model, cfg layers
 			if opts.Progress != nil {
 				opts.Progress(done, total, what)
 			}
-			med, screened, err := timePass(ctx, rt.Dev, t.part, t.pass, w, opts.Budget, best)
+			med, screened, err := timePass(ctx, rt.Dev, t.part, w, opts.Budget, best)
 			done++
 			if err != nil {
 				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -623,31 +623,17 @@ func order(parts []layers.StepPart, d Decision) int {
 	return len(parts)
 }
 
-// timePass records part's pass computed way w alone, runs it once to
+// timePass records part computed way w alone, runs it once to
 // compile and warm up, then until budget (at least MinRuns times) and returns
 // the median GPU time; but where the first run took more than ScreenFactor
 // times bar (the best median so far; none where negative), it returns that
 // run's time with screened set.
-func timePass(ctx context.Context, dev *vk.Device, part layers.StepPart, pass layers.ConvPass, w Way, budget, bar time.Duration) (med time.Duration, screened bool, err error) {
-	if part.Conv != nil {
-		saved := part.Conv.Algo
-		part.Conv.Algo[pass] = w.Algo
-		defer func() { part.Conv.Algo = saved }()
-	}
-	savedGEMM := *part.GEMM
-	*part.GEMM = w.GEMM
-	defer func() { *part.GEMM = savedGEMM }()
-	s, err := dev.NewStream("tune "+part.Layer+" "+part.Pass, vk.StreamOptions{Timestamps: true})
+func timePass(ctx context.Context, dev *vk.Device, part layers.StepPart, w Way, budget, bar time.Duration) (med time.Duration, screened bool, err error) {
+	s, err := part.RecordWay(dev, "tune "+part.Layer+" "+part.Pass, w.Algo, w.GEMM)
 	if err != nil {
 		return 0, false, err
 	}
 	defer s.Close()
-	if err := part.Record(s); err != nil {
-		return 0, false, err
-	}
-	if err := s.End(); err != nil {
-		return 0, false, err
-	}
 	if err := s.Run(); err != nil {
 		return 0, false, err
 	}
