@@ -393,19 +393,12 @@ func (n *Network) record(sl *slot, kind StepKind) (*vk.Stream, error) {
 	if kind == TrainStep {
 		name = "train"
 	}
-	s, err := n.rt.Dev.NewStream(name, vk.StreamOptions{Timestamps: true})
-	if err != nil {
-		return nil, err
-	}
-	if err := n.recordInto(s, sl, kind); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("recording the %s step: %w", name, err)
-	}
-	if err := s.End(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return n.rt.Dev.Record(name, vk.StreamOptions{Timestamps: true}, func(s *vk.Stream) error {
+		if err := n.recordInto(s, sl, kind); err != nil {
+			return fmt.Errorf("recording the %s step: %w", name, err)
+		}
+		return nil
+	})
 }
 
 func (n *Network) recordInto(s *vk.Stream, sl *slot, kind StepKind) error {

@@ -78,19 +78,7 @@ func (p StepPart) RecordWay(dev *vk.Device, name string, algo ConvAlgo, v GEMMVa
 		defer func(g GEMMVariant) { *p.GEMM = g }(*p.GEMM)
 		*p.GEMM = v
 	}
-	s, err := dev.NewStream(name, vk.StreamOptions{Timestamps: true})
-	if err != nil {
-		return nil, err
-	}
-	if err := p.Record(s); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.End(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return dev.Record(name, vk.StreamOptions{Timestamps: true}, p.Record)
 }
 
 // Runtime is the runtime the network was laid out on.

@@ -47,6 +47,25 @@ type StreamOptions struct {
 	Timestamps bool // time every command with GPU timestamps
 }
 
+// Record records a whole stream: a new stream named name, filled by fill, then
+// ended, ready to run. Where fill or End fails the stream is closed and the
+// error returned. The caller closes the stream.
+func (d *Device) Record(name string, opts StreamOptions, fill func(s *Stream) error) (*Stream, error) {
+	s, err := d.NewStream(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := fill(s); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.End(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // NewStream starts recording a stream.
 func (d *Device) NewStream(name string, opts StreamOptions) (*Stream, error) {
 	var r *Stream

@@ -486,3 +486,35 @@ func TestHostBuffer(t *testing.T) {
 	}
 	x.Free()
 }
+
+// TestRecord records whole streams with Device.Record: a filled one runs and
+// holds its command; where filling fails the error comes back wrapped as it
+// was and the stream is closed (the device holds no stream after it).
+func TestRecord(t *testing.T) {
+	d := openTest(t)
+	b, err := d.NewBuffer(64, "record")
+	must(t, err)
+	defer b.Free()
+	s, err := d.Record("fill", StreamOptions{Timestamps: true}, func(s *Stream) error { return s.Fill(b.Whole(), math.Float32bits(2.5)) })
+	must(t, err)
+	must(t, s.Run())
+	if got := read(t, b, 16); got[0] != 2.5 || got[15] != 2.5 {
+		t.Errorf("after the recorded fill: %v", got)
+	}
+	if n := len(s.Timings(nil)); n != 1 {
+		t.Errorf("%d timings, want 1 (the fill)", n)
+	}
+	s.Close()
+	bad := errors.New("no such operand")
+	if _, err := d.Record("failing", StreamOptions{}, func(s *Stream) error {
+		if err := s.Fill(b.Whole(), 0); err != nil {
+			return err
+		}
+		return bad
+	}); !errors.Is(err, bad) {
+		t.Errorf("Record with a failing fill: %v, want %v", err, bad)
+	}
+	if n := len(d.streams); n != 0 {
+		t.Errorf("%d streams open after Record, want 0", n)
+	}
+}

@@ -80,22 +80,12 @@ func (b *bencher) peakFMA() (float64, error) {
 	}
 	defer out.Free()
 	record := func(iters int) (*vk.Stream, error) {
-		s, err := b.dev.NewStream("peak_fma", vk.StreamOptions{Timestamps: true})
-		if err != nil {
-			return nil, err
-		}
 		pc := binary.LittleEndian.AppendUint32(nil, uint32(iters))
 		pc = binary.LittleEndian.AppendUint32(pc, math.Float32bits(0.999))
 		pc = binary.LittleEndian.AppendUint32(pc, math.Float32bits(0.001))
-		if err := s.Dispatch(k, [3]uint32{groups, 1, 1}, pc, out.Whole()); err != nil {
-			s.Close()
-			return nil, err
-		}
-		if err := s.End(); err != nil {
-			s.Close()
-			return nil, err
-		}
-		return s, nil
+		return b.dev.Record("peak_fma", vk.StreamOptions{Timestamps: true}, func(s *vk.Stream) error {
+			return s.Dispatch(k, [3]uint32{groups, 1, 1}, pc, out.Whole())
+		})
 	}
 	iters := 2 * fmaRoundsPerIteration
 	for {
@@ -153,19 +143,15 @@ func (b *bencher) peakCopy(module string) (float64, error) {
 		return 0, err
 	}
 	defer dst.Free()
-	s, err := b.dev.NewStream(module, vk.StreamOptions{Timestamps: true})
+	n4 := int(size / 16)
+	pc := binary.LittleEndian.AppendUint32(nil, uint32(n4))
+	s, err := b.dev.Record(module, vk.StreamOptions{Timestamps: true}, func(s *vk.Stream) error {
+		return s.Dispatch(k, b.grid((n4+63)/64), pc, src.Whole(), dst.Whole())
+	})
 	if err != nil {
 		return 0, err
 	}
 	defer s.Close()
-	n4 := int(size / 16)
-	pc := binary.LittleEndian.AppendUint32(nil, uint32(n4))
-	if err := s.Dispatch(k, b.grid((n4+63)/64), pc, src.Whole(), dst.Whole()); err != nil {
-		return 0, err
-	}
-	if err := s.End(); err != nil {
-		return 0, err
-	}
 	if err := s.Run(); err != nil {
 		return 0, err
 	}
