@@ -25,6 +25,10 @@
 #                an unfinished vktrain run from its checkpoint (vktrain train --resume)
 #                and redo an unfinished PyTorch run, so that a comparison hours long
 #                can be run in parts; 0 (default): every run from scratch
+#   CMP_SAME_INIT 1: every vktrain run starts from the initial parameters of
+#                PyTorch's run of the same seed (torch_train.py --save-init, then
+#                vktrain train --init-from), so that only the data order and the
+#                dropout masks differ; PyTorch's runs must come first (0)
 #   VKTRAIN      the vktrain binary (bin/vktrain)
 set -euo pipefail
 data=${CMP_DATA:-../shared/data/cifar-10-full}
@@ -32,12 +36,13 @@ size=${CMP_SIZE:-64} batch=${CMP_BATCH:-64} epochs=${CMP_EPOCHS:-3} lr=${CMP_LR:
 schedule=${CMP_SCHEDULE:-constant} warmup=${CMP_WARMUP:-0} smoothing=${CMP_SMOOTHING:-0}
 wd=${CMP_WD:-0} augment=${CMP_AUGMENT:-0} init=${CMP_INIT:-torch}
 seeds=${CMP_SEEDS:-1 2 3} threads=${CMP_THREADS:-2} model=${CMP_MODEL:-alexnet}
-frameworks=${CMP_FRAMEWORKS:-torch vktrain} resume=${CMP_RESUME:-0}
+frameworks=${CMP_FRAMEWORKS:-torch vktrain} resume=${CMP_RESUME:-0} same_init=${CMP_SAME_INIT:-0}
 out=${CMP_OUT:-runs/compare} vktrain=${VKTRAIN:-bin/vktrain}
 limits=(--train-limit "${CMP_TRAIN_LIMIT:-0}" --test-limit "${CMP_TEST_LIMIT:-0}")
 recipe=(--model "$model" --image-size "$size" --batch "$batch" --epochs "$epochs" --lr "$lr" --momentum 0.9
   --lr-schedule "$schedule" --warmup-epochs "$warmup" --label-smoothing "$smoothing" --weight-decay "$wd"
   --init "$init" "${limits[@]}")
+case $same_init in 0|1) ;; *) echo "compare-learning: CMP_SAME_INIT=$same_init: want 0 or 1" >&2; exit 1 ;; esac
 case $augment in 0) ;; 1) recipe+=(--augment) ;; *) echo "compare-learning: CMP_AUGMENT=$augment: want 0 or 1" >&2; exit 1 ;; esac
 [ -f "$data/data_batch_1.bin" ] || { echo "compare-learning: no CIFAR-10 files in $data (set CMP_DATA)" >&2; exit 1; }
 mkdir -p "$out"
@@ -68,11 +73,18 @@ for fw in $frameworks; do
     rm -rf "$dir"
     echo "== $fw, seed $seed -> $dir"
     if [ $fw = vktrain ]; then
+      init_from=()
+      if [ "$same_init" = 1 ]; then
+        init_from=(--init-from "$out/torch-seed$seed/init.pth")
+        [ -f "$out/torch-seed$seed/init.pth" ] || { echo "compare-learning: CMP_SAME_INIT=1 but no $out/torch-seed$seed/init.pth: run PyTorch's seed $seed first (CMP_FRAMEWORKS=\"torch vktrain\")" >&2; exit 1; }
+      fi
       "$vktrain" train --data "$data" --pretrained none --seed "$seed" --log-every 100 --quiet \
-        "${recipe[@]}" --out "$dir" | grep -E '^\[|^Accuracy of|^Expected'
+        "${recipe[@]}" "${init_from[@]}" --out "$dir" | grep -E '^\[|^Accuracy of|^Expected'
     else
+      save_init=()
+      [ "$same_init" = 1 ] && mkdir -p "$dir" && save_init=(--save-init "$dir/init.pth")
       /usr/bin/python3 layers/testdata/torch_train.py --data "$data" --seed "$seed" --log-every 100 \
-        --threads "$threads" "${recipe[@]}" --out "$dir" | grep -E '^\[|^epoch|BLAS'
+        --threads "$threads" "${recipe[@]}" "${save_init[@]}" --out "$dir" | grep -E '^\[|^epoch|BLAS'
     fi
   done
 done
