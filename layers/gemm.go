@@ -81,6 +81,17 @@ const gemmUnrollMinK = 64
 // keep the column-first walk.
 const gemmMFastMinK = 128
 
+// gemmSharedMinM is the smallest M for which the texel variant runs
+// gemm_texel_sh (16x32 tiles, A shared across the subgroup by shuffles) rather
+// than gemm_texel (8x64 tiles, every invocation fetching A itself), where the
+// device has subgroup shuffles in subgroups of at least 8 (Runtime.sharesA).
+// Measured on lavapipe (AMD EPYC Zen 4 host, BenchmarkGEMM, two interleaved
+// rounds): 1.4-1.8x for the convolutions' forward GEMMs at batch 64 and for
+// fc6's forward and input gradient, 1.0-1.5x at batch 4; with M = 4 (fc6's
+// forward at batch 4) three quarters of its tile is wasted and it measured
+// 0.8x, so small M keeps gemm_texel.
+const gemmSharedMinM = 16
+
 // gemmSmallKMax is the largest K gemm_smallk serves (texel variant, B not
 // transposed, B and C aligned for vec4): the linear layers' weight gradients
 // at small batches.
@@ -201,6 +212,10 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 		}
 		if k < gemmUnrollMinK {
 			module += "_k1"
+		}
+		if r.sharesA && m >= gemmSharedMinM {
+			module = strings.Replace(module, "gemm_texel", "gemm_texel_sh", 1)
+			rowsPerGroup, colsPerGroup = 16, 32
 		}
 	}
 	maxCount := r.Dev.Info.MaxWorkgroupCount

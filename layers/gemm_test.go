@@ -17,27 +17,53 @@ import (
 // covers both texel builds (below and above gemmUnrollMinK) and, above it, the
 // unrolled loop followed by single steps and a masked remainder (75 = 64+8+3);
 // from gemmMFastMinK on, the row-tile-first grid over several row and column
-// tiles (27x130x131).
+// tiles (27x130x131). From gemmSharedMinM rows on, the texel variant runs
+// gemm_texel_sh where the device shares A by subgroup shuffles (16, 17, 27, 33
+// and 64 rows: one tile exactly, one row past it, partial tiles; K below and
+// above gemmUnrollMinK; each also with A laid out for RGBA32F reads, transposed
+// or not), which the test checks it built.
 func TestGEMM(t *testing.T) {
 	r := openRuntime(t)
 	rng := rand.New(rand.NewPCG(7, 8))
-	variants(t, r, func(t *testing.T) {
+	body := func(t *testing.T, minM int) {
 		cases := 0
-		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}, {5, 17, 75}, {9, 12, 64}, {27, 130, 131}} {
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}, {5, 17, 75}, {9, 12, 64}, {27, 130, 131}, {16, 32, 8}, {17, 37, 70}} {
 			for ta := 0; ta < 2; ta++ {
 				for tb := 0; tb < 2; tb++ {
 					m, n, k := sz[0], sz[1], sz[2]
+					if m < minM {
+						continue
+					}
 					o := GEMMOptions{Alpha: []float32{1, 0.5}[rng.IntN(2)], Accumulate: rng.IntN(2) == 0, ReLU: rng.IntN(2) == 0}
-					pad := []int{0, 3, 4}[rng.IntN(3)]
-					off := []int{0, 4, 5}[rng.IntN(3)]
-					name := fmt.Sprintf("%dx%dx%d/ta%d/tb%d/pad%d/off%d", m, n, k, ta, tb, pad, off)
-					checkGEMM(t, r, rng, name, m, n, k, ta == 1, tb == 1, pad, off, o, rng.IntN(3))
-					cases++
+					layouts := [][2]int{{[]int{0, 3, 4}[rng.IntN(3)], []int{0, 4, 5}[rng.IntN(3)]}}
+					if m >= gemmSharedMinM { // also A's rows (or columns) aligned for RGBA32F reads
+						lenA := k
+						if ta == 1 {
+							lenA = m
+						}
+						layouts = append(layouts, [2]int{(4 - lenA%4) % 4, 4})
+					}
+					for _, l := range layouts {
+						pad, off := l[0], l[1]
+						name := fmt.Sprintf("%dx%dx%d/ta%d/tb%d/pad%d/off%d", m, n, k, ta, tb, pad, off)
+						checkGEMM(t, r, rng, name, m, n, k, ta == 1, tb == 1, pad, off, o, rng.IntN(3))
+						cases++
+					}
 				}
 			}
 		}
 		t.Logf("%d cases", cases)
-	})
+		if r.Variant == GEMMTexel && r.sharesA && !r.built("gemm_texel_sh") {
+			t.Errorf("the texel variant on a device with subgroup shuffles built no gemm_texel_sh kernel")
+		}
+	}
+	variants(t, r, func(t *testing.T) { body(t, 0) })
+	if r.sharesA { // gemm_texel where gemm_texel_sh would serve, as on devices without shuffles
+		saved := r.Variant
+		r.sharesA, r.Variant = false, GEMMTexel
+		defer func() { r.sharesA, r.Variant = true, saved }()
+		t.Run("texel-unshared", func(t *testing.T) { body(t, gemmSharedMinM) })
+	}
 }
 
 func checkGEMM(t *testing.T, r *Runtime, rng *rand.Rand, name string, m, n, k int, ta, tb bool, pad, off int, o GEMMOptions, biasMode int) {

@@ -80,6 +80,9 @@ type Runtime struct {
 	// storageLimit is the most bytes bound as one storage buffer: the device's
 	// maxStorageBufferRange (tests lower it to exercise split bindings).
 	storageLimit int64
+	// sharesA: the texel GEMM may share A's rows across a subgroup with
+	// shuffles (gemm_texel_sh): the device has them in subgroups of 8 or more.
+	sharesA bool
 }
 
 // NewRuntime wraps an open device, choosing kernel variants for it.
@@ -88,6 +91,7 @@ func NewRuntime(dev *vk.Device) *Runtime {
 	if dev.Info.Type != vk.TypeCPU {
 		r.Variant = GEMMTiled
 	}
+	r.sharesA = dev.Info.SubgroupShuffle && dev.Info.SubgroupSize >= 8
 	return r
 }
 
@@ -137,6 +141,16 @@ func (r *Runtime) dispatch(s *vk.Stream, module string, spec map[uint32]uint32, 
 		return err
 	}
 	return s.Dispatch(k, groups, push, args...)
+}
+
+// built reports whether a kernel of the module has been built (for tests).
+func (r *Runtime) built(module string) bool {
+	for key := range r.kernels {
+		if key == module || strings.HasPrefix(key, module+",") {
+			return true
+		}
+	}
+	return false
 }
 
 // groups1D is the workgroup count covering n items with local size local, folded

@@ -263,6 +263,7 @@ func describe(l loader, inst vk.Instance, p vk.PhysicalDevice, index int) Device
 	}
 	ext := l.deviceInfo(inst, p)
 	d.SubgroupSize = ext.subgroupSize
+	d.SubgroupShuffle = ext.subgroupStages&uint32(vk.ShaderStageComputeBit) != 0 && ext.subgroupOps&uint32(vk.SubgroupFeatureShuffleBit) != 0
 	d.DriverName = ext.driverName
 	d.DriverInfo = ext.driverInfo
 	d.DeviceUUID = ext.deviceUUID

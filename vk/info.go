@@ -79,7 +79,10 @@ type DeviceInfo struct {
 	Heaps       []MemoryHeap
 	MemoryTypes []MemoryType
 
-	SubgroupSize            uint32
+	SubgroupSize uint32
+	// SubgroupShuffle: compute shaders may use subgroup shuffles
+	// (VK_SUBGROUP_FEATURE_SHUFFLE_BIT in a compute-capable subgroup).
+	SubgroupShuffle         bool
 	MaxWorkgroupSize        [3]uint32
 	MaxWorkgroupInvocations uint32
 	MaxWorkgroupCount       [3]uint32

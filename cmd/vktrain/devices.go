@@ -39,7 +39,7 @@ func runDevices(ctx context.Context, e *env, args []string) error {
 			row(fmt.Sprintf("heap %d", j), "%s, %s", bytesText(h.Size), kind)
 		}
 		row("memory", "%s", memoryText(d))
-		row("subgroup size", "%d", d.SubgroupSize)
+		row("subgroup size", "%d (shuffles in compute shaders: %v)", d.SubgroupSize, d.SubgroupShuffle)
 		row("workgroup", "max size %v, %d invocations, count %v", d.MaxWorkgroupSize, d.MaxWorkgroupInvocations, d.MaxWorkgroupCount)
 		row("shared memory", "%s per workgroup", bytesText(uint64(d.SharedMemoryBytes)))
 		row("storage buffer", "max range %s", bytesText(uint64(d.MaxStorageBufferRange)))
