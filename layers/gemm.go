@@ -79,6 +79,8 @@ const gemmUnrollMinK = 64
 // GEMMs, 1.0-1.8x for the input gradients; for the linear layers' weight
 // gradients (K = batch, C written once and nothing to reuse) 0.9x, so those
 // keep the column-first walk.
+// gemm_texel_sh (16x32 tiles) keeps the rule: the column-first walk measured
+// 0.6-1.5x of it there, below 1 for most of those GEMMs (Zen 4 host).
 const gemmMFastMinK = 128
 
 // gemmSharedMinM is the smallest M for which the texel variant runs
