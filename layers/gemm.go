@@ -80,7 +80,8 @@ const gemmUnrollMinK = 64
 // gradients (K = batch, C written once and nothing to reuse) 0.9x, so those
 // keep the column-first walk.
 // gemm_texel_sh (16x32 tiles) keeps the rule: the column-first walk measured
-// 0.6-1.5x of it there, below 1 for most of those GEMMs (Zen 4 host).
+// 0.80-1.38x of it there, below 1 for 11 of 16 GEMMs (Zen 4 host, medians of
+// two runs).
 const gemmMFastMinK = 128
 
 // gemmSharedMinM is the smallest M for which the texel variant runs
