@@ -265,7 +265,13 @@ func (r *Runtime) winoStage(s *vk.Stream, stage string, spec map[uint32]uint32, 
 		p.padH, p.padW, n0, srcOff, dstOff, plane) // the paddings are int in the shader; the same bits
 	limY := int(r.Dev.Info.MaxWorkgroupCount[1])
 	gy := min(rows, limY)
-	groups := [3]uint32{uint32(ceilDiv(ld, 64)), uint32(gy), uint32(ceilDiv(rows, gy))}
+	gx := ceilDiv(ld, 64)
+	if stage == "input" {
+		// Four tiles an invocation, one vec4 store per transformed element (ld
+		// is a multiple of 4), 16 invocations a workgroup.
+		gx = ceilDiv(ld/4, 16)
+	}
+	groups := [3]uint32{uint32(gx), uint32(gy), uint32(ceilDiv(rows, gy))}
 	args := append([]vk.Range{src.AsR32F(), dst}, extra...)
 	module := p.v.module(stage)
 	if err := r.dispatch(s, module, spec, groups, pc, args...); err != nil {

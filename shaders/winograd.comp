@@ -17,12 +17,17 @@
 //   OUTPUT   y[k][n0+n][oh][ow] = (A^T m A) (+ bias[k], ReLU), m = M[.][k][t]
 //   DOUTPUT  dM[e][k][t] = (A dy A^T)[e], dy the M x M output-gradient tile
 //   DFILTER  dw[k][c] (+)= G^T dU[.][k][c] G
-// Every stage is one invocation per (row, tile) or (o, i) pair; reads go through
+// Every stage is one invocation per (row, tile) or (o, i) pair, INPUT one per
+// row and four tiles (vec4 stores); reads go through
 // R32F texel buffers, writes through storage buffers, at element offsets given
 // in the push constants (the transformed tensors share one scratch buffer).
 // The matrices are constants and every loop over them is unrolled, so the
 // compiler sees each transform as a fixed sum (zeros and ones folded away).
+#ifdef INPUT
+layout(local_size_x = 16) in; // 64 tiles: small maps at small batches still fill a workgroup
+#else
 layout(local_size_x = 64) in;
+#endif
 layout(constant_id = 0) const bool FLIP = false;
 layout(constant_id = 1) const bool BIAS = false;
 layout(constant_id = 2) const bool RELU = false;
@@ -40,7 +45,11 @@ layout(constant_id = 3) const bool ACCUMULATE = false;
 #include "winograd_matrices.glsl"
 
 layout(binding = 0) uniform samplerBuffer Src;
+#ifdef INPUT
+layout(std430, binding = 1) buffer Dst { vec4 dst4[]; };
+#else
 layout(std430, binding = 1) buffer Dst { float dst[]; };
+#endif
 #ifdef OUTPUT
 layout(std430, binding = 2) readonly buffer BiasBuf { float bias[]; };
 #endif
@@ -60,7 +69,11 @@ layout(push_constant) uniform Push {
 float src(uint i) { return texelFetch(Src, int(p.srcOff + i)).x; }
 
 void main() {
+#ifdef INPUT
+    uint j = gl_GlobalInvocationID.x * 4; // the first of four tiles
+#else
     uint j = gl_GlobalInvocationID.x;     // tile, or input channel for filters
+#endif
     uint row = gl_GlobalInvocationID.y + gl_GlobalInvocationID.z * gl_NumWorkGroups.y;
     if (row >= p.rows || j >= p.ldT) return;
 #if defined(FILTER)
@@ -88,39 +101,45 @@ void main() {
         }
     }
 #elif defined(INPUT)
-    uint at = p.dstOff + row * p.ldT + j;
-    if (j >= p.cols) {
-        [[unroll]] for (uint e = 0; e < TA * TA; e++) dst[at + e * p.plane] = 0.0;
-        return;
-    }
-    uint tw = j % p.TW, q = j / p.TW;
-    uint th = q % p.TH, n = q / p.TH;
-    int y0 = int(TM * th) - p.padH, x0 = int(TM * tw) - p.padW;
-    uint base = (row * p.N + p.n0 + n) * p.H * p.W;
-    float d[TA * TA];
-    [[unroll]] for (int r = 0; r < TA; r++) {
-        [[unroll]] for (int s = 0; s < TA; s++) {
-            int ih = y0 + r, iw = x0 + s;
-            bool inside = ih >= 0 && ih < int(p.H) && iw >= 0 && iw < int(p.W);
-            float v = src(inside ? base + uint(ih) * p.W + uint(iw) : 0u);
-            d[r * TA + s] = inside ? v : 0.0;
+    // Four consecutive tiles j..j+3 per invocation (j a multiple of 4), stored as
+    // one vec4 per transformed element: on lavapipe a storage store is a loop
+    // over the lanes, so one vec4 store costs little more than one float's.
+    // Columns past T are written as 0.
+    uint at4 = (p.dstOff + row * p.ldT + j) >> 2; // offV, ldT and the plane are multiples of 4
+    vec4 res[TA * TA];
+    [[unroll]] for (uint q4 = 0; q4 < 4; q4++) {
+        uint jt = min(j + q4, p.cols - 1);
+        uint tw = jt % p.TW, q = jt / p.TW;
+        uint th = q % p.TH, n = q / p.TH;
+        int y0 = int(TM * th) - p.padH, x0 = int(TM * tw) - p.padW;
+        uint base = (row * p.N + p.n0 + n) * p.H * p.W;
+        float d[TA * TA];
+        [[unroll]] for (int r = 0; r < TA; r++) {
+            [[unroll]] for (int s = 0; s < TA; s++) {
+                int ih = y0 + r, iw = x0 + s;
+                bool inside = ih >= 0 && ih < int(p.H) && iw >= 0 && iw < int(p.W);
+                float v = src(inside ? base + uint(ih) * p.W + uint(iw) : 0u);
+                d[r * TA + s] = inside ? v : 0.0;
+            }
+        }
+        float t[TA * TA]; // B^T d
+        [[unroll]] for (uint a = 0; a < TA; a++) {
+            [[unroll]] for (uint s = 0; s < TA; s++) {
+                float v = 0.0;
+                [[unroll]] for (uint k = 0; k < TA; k++) v += BT[a * TA + k] * d[k * TA + s];
+                t[a * TA + s] = v;
+            }
+        }
+        bool real = j + q4 < p.cols;
+        [[unroll]] for (uint a = 0; a < TA; a++) {
+            [[unroll]] for (uint b = 0; b < TA; b++) {
+                float v = 0.0;
+                [[unroll]] for (uint k = 0; k < TA; k++) v += t[a * TA + k] * BT[b * TA + k];
+                res[a * TA + b][q4] = real ? v : 0.0;
+            }
         }
     }
-    float t[TA * TA]; // B^T d
-    [[unroll]] for (uint a = 0; a < TA; a++) {
-        [[unroll]] for (uint s = 0; s < TA; s++) {
-            float v = 0.0;
-            [[unroll]] for (uint k = 0; k < TA; k++) v += BT[a * TA + k] * d[k * TA + s];
-            t[a * TA + s] = v;
-        }
-    }
-    [[unroll]] for (uint a = 0; a < TA; a++) {
-        [[unroll]] for (uint b = 0; b < TA; b++) {
-            float v = 0.0;
-            [[unroll]] for (uint k = 0; k < TA; k++) v += t[a * TA + k] * BT[b * TA + k];
-            dst[at + (a * TA + b) * p.plane] = v;
-        }
-    }
+    [[unroll]] for (uint e = 0; e < TA * TA; e++) dst4[at4 + e * (p.plane >> 2)] = res[e];
 #elif defined(OUTPUT)
     if (j >= p.cols) return;
     float m[TA * TA];
