@@ -266,7 +266,7 @@ func (r *Runtime) winoStage(s *vk.Stream, stage string, spec map[uint32]uint32, 
 	limY := int(r.Dev.Info.MaxWorkgroupCount[1])
 	gy := min(rows, limY)
 	gx := ceilDiv(ld, 64)
-	if stage == "input" {
+	if stage == "input" || stage == "doutput" {
 		// Four tiles an invocation, one vec4 store per transformed element (ld
 		// is a multiple of 4), 16 invocations a workgroup.
 		gx = ceilDiv(ld/4, 16)

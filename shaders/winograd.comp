@@ -17,13 +17,13 @@
 //   OUTPUT   y[k][n0+n][oh][ow] = (A^T m A) (+ bias[k], ReLU), m = M[.][k][t]
 //   DOUTPUT  dM[e][k][t] = (A dy A^T)[e], dy the M x M output-gradient tile
 //   DFILTER  dw[k][c] (+)= G^T dU[.][k][c] G
-// Every stage is one invocation per (row, tile) or (o, i) pair, INPUT one per
-// row and four tiles (vec4 stores); reads go through
+// Every stage is one invocation per (row, tile) or (o, i) pair, INPUT and
+// DOUTPUT one per row and four tiles (vec4 stores); reads go through
 // R32F texel buffers, writes through storage buffers, at element offsets given
 // in the push constants (the transformed tensors share one scratch buffer).
 // The matrices are constants and every loop over them is unrolled, so the
 // compiler sees each transform as a fixed sum (zeros and ones folded away).
-#ifdef INPUT
+#if defined(INPUT) || defined(DOUTPUT)
 layout(local_size_x = 16) in; // 64 tiles: small maps at small batches still fill a workgroup
 #else
 layout(local_size_x = 64) in;
@@ -45,7 +45,7 @@ layout(constant_id = 3) const bool ACCUMULATE = false;
 #include "winograd_matrices.glsl"
 
 layout(binding = 0) uniform samplerBuffer Src;
-#ifdef INPUT
+#if defined(INPUT) || defined(DOUTPUT)
 layout(std430, binding = 1) buffer Dst { vec4 dst4[]; };
 #else
 layout(std430, binding = 1) buffer Dst { float dst[]; };
@@ -69,7 +69,7 @@ layout(push_constant) uniform Push {
 float src(uint i) { return texelFetch(Src, int(p.srcOff + i)).x; }
 
 void main() {
-#ifdef INPUT
+#if defined(INPUT) || defined(DOUTPUT)
     uint j = gl_GlobalInvocationID.x * 4; // the first of four tiles
 #else
     uint j = gl_GlobalInvocationID.x;     // tile, or input channel for filters
@@ -166,38 +166,41 @@ void main() {
         }
     }
 #elif defined(DOUTPUT)
-    uint at = p.dstOff + row * p.ldT + j;
-    if (j >= p.cols) {
-        [[unroll]] for (uint e = 0; e < TA * TA; e++) dst[at + e * p.plane] = 0.0;
-        return;
-    }
-    uint tw = j % p.TW, q = j / p.TW;
-    uint th = q % p.TH, n = q / p.TH;
-    uint base = (row * p.N + p.n0 + n) * p.OH * p.OW;
-    float g[TM * TM];
-    [[unroll]] for (uint r = 0; r < TM; r++) {
-        [[unroll]] for (uint s = 0; s < TM; s++) {
-            uint oh = TM * th + r, ow = TM * tw + s;
-            bool inside = oh < p.OH && ow < p.OW;
-            float v = src(inside ? base + oh * p.OW + ow : 0u);
-            g[r * TM + s] = inside ? v : 0.0;
+    // Four tiles per invocation, one vec4 store per element, as INPUT.
+    uint at4 = (p.dstOff + row * p.ldT + j) >> 2;
+    vec4 res[TA * TA];
+    [[unroll]] for (uint q4 = 0; q4 < 4; q4++) {
+        uint jt = min(j + q4, p.cols - 1);
+        uint tw = jt % p.TW, q = jt / p.TW;
+        uint th = q % p.TH, n = q / p.TH;
+        uint base = (row * p.N + p.n0 + n) * p.OH * p.OW;
+        float g[TM * TM];
+        [[unroll]] for (uint r = 0; r < TM; r++) {
+            [[unroll]] for (uint s = 0; s < TM; s++) {
+                uint oh = TM * th + r, ow = TM * tw + s;
+                bool inside = oh < p.OH && ow < p.OW;
+                float v = src(inside ? base + oh * p.OW + ow : 0u);
+                g[r * TM + s] = inside ? v : 0.0;
+            }
+        }
+        float t[TA * TM]; // A g: A is AT transposed
+        [[unroll]] for (uint a = 0; a < TA; a++) {
+            [[unroll]] for (uint s = 0; s < TM; s++) {
+                float v = 0.0;
+                [[unroll]] for (uint k = 0; k < TM; k++) v += AT[k * TA + a] * g[k * TM + s];
+                t[a * TM + s] = v;
+            }
+        }
+        bool real = j + q4 < p.cols;
+        [[unroll]] for (uint a = 0; a < TA; a++) {
+            [[unroll]] for (uint b = 0; b < TA; b++) {
+                float v = 0.0;
+                [[unroll]] for (uint k = 0; k < TM; k++) v += t[a * TM + k] * AT[k * TA + b];
+                res[a * TA + b][q4] = real ? v : 0.0;
+            }
         }
     }
-    float t[TA * TM]; // A g: A is AT transposed
-    [[unroll]] for (uint a = 0; a < TA; a++) {
-        [[unroll]] for (uint s = 0; s < TM; s++) {
-            float v = 0.0;
-            [[unroll]] for (uint k = 0; k < TM; k++) v += AT[k * TA + a] * g[k * TM + s];
-            t[a * TM + s] = v;
-        }
-    }
-    [[unroll]] for (uint a = 0; a < TA; a++) {
-        [[unroll]] for (uint b = 0; b < TA; b++) {
-            float v = 0.0;
-            [[unroll]] for (uint k = 0; k < TM; k++) v += t[a * TM + k] * AT[k * TA + b];
-            dst[at + (a * TA + b) * p.plane] = v;
-        }
-    }
+    [[unroll]] for (uint e = 0; e < TA * TA; e++) dst4[at4 + e * (p.plane >> 2)] = res[e];
 #elif defined(DFILTER)
     // dw[o][i] (+)= G^T du G, du = dU[.][o][i].
     if (j >= p.cols) return;
