@@ -43,6 +43,9 @@ func TestGEMM(t *testing.T) {
 						}
 						layouts = append(layouts, [2]int{(4 - lenA%4) % 4, 4})
 					}
+					if tb == 1 && k >= gemmUnrollMinK && k <= gemmAliasLD { // B's rows gemmAliasLD apart: the preloading build
+						layouts = append(layouts, [2]int{gemmAliasLD - k, 4})
+					}
 					for _, l := range layouts {
 						pad, off := l[0], l[1]
 						name := fmt.Sprintf("%dx%dx%d/ta%d/tb%d/pad%d/off%d", m, n, k, ta, tb, pad, off)

@@ -36,8 +36,22 @@ float fetchB1(uint e) { return texelFetch(B, min(int(e), textureSize(B) - 1)).x;
 
 vec4 acc[8][2];
 
+// PRE_B: B transposed with aliasing rows, fetched a whole iteration at a time
+// by preloadB, as in gemm_texel_sh.comp (fc6's forward at batch 4: 1.0-1.4x).
+layout(constant_id = 12) const bool ALIASED_B = false;
+const bool PRE_B = ALIASED_B && VEC_B && TRANS_B && KSTEPS == 4;
+vec4 bq[32]; // bq[4*j + u]: B(k+4u..k+4u+3, n0+j)
+void preloadB(uint n0, uint k) {
+    [[unroll]] for (uint j = 0; j < 8; j++) {
+        uint e = offB + min(n0 + j, p.N - 1) * p.ldb + k;
+        [[unroll]] for (uint u = 0; u < 4; u++) bq[4 * j + u] = fetchB4(e + 4 * u);
+    }
+}
+
 // step adds A(m0..m0+7, k..k+3) * B(k..k+3, n0..n0+7); kmask zeroes k >= K.
-void step(uint m0, uint n0, uint k, vec4 kmask) {
+// u < 4 is step u of an iteration whose B preloadB fetched (where PRE_B); u = 4
+// fetches everything.
+void step(uint m0, uint n0, uint k, vec4 kmask, uint u) {
     vec4 a[8];
     if (VEC_A && !TRANS_A && ALIGN_A) {
         [[unroll]] for (uint i = 0; i < 8; i++)
@@ -69,7 +83,7 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
     vec4 b[4][2];
     if (VEC_B && TRANS_B) {
         [[unroll]] for (uint j = 0; j < 8; j++) {
-            vec4 t = fetchB4(offB + min(n0 + j, p.N - 1) * p.ldb + k);
+            vec4 t = PRE_B && u < 4 ? bq[4 * j + u] : fetchB4(offB + min(n0 + j, p.N - 1) * p.ldb + k);
             [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk][j >> 2][j & 3] = t[kk];
         }
     } else if (VEC_B && !TRANS_B) {
@@ -111,11 +125,12 @@ void main() {
     uint k = 0;
 #if KSTEPS > 1
     for (; k + 4 * KSTEPS <= p.K; k += 4 * KSTEPS) {
-        [[unroll]] for (uint u = 0; u < KSTEPS; u++) step(m0, n0, k + 4 * u, vec4(1));
+        if (PRE_B) preloadB(n0, k);
+        [[unroll]] for (uint u = 0; u < KSTEPS; u++) step(m0, n0, k + 4 * u, vec4(1), KSTEPS == 4 ? u : 4);
     }
 #endif
-    for (; k + 4 <= p.K; k += 4) step(m0, n0, k, vec4(1));
-    if (k < p.K) step(m0, n0, k, vec4(lessThan(uvec4(k) + uvec4(0, 1, 2, 3), uvec4(p.K))));
+    for (; k + 4 <= p.K; k += 4) step(m0, n0, k, vec4(1), 4);
+    if (k < p.K) step(m0, n0, k, vec4(lessThan(uvec4(k) + uvec4(0, 1, 2, 3), uvec4(p.K))), 4);
     for (uint i = 0; i < 8; i++) {
         if (m0 + i >= p.M) break;
 #ifdef VEC_C

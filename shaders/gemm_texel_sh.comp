@@ -52,8 +52,30 @@ vec4 rowA(uint m, uint k) {
 
 vec4 acc[ROWS];
 
+// PRE_B: B transposed (read along its depth), its rows a multiple of 1024 floats
+// apart (layers/gemm.go sets it: fc6's 9216-wide weights in the forward pass):
+// a step fetching 4 depths of each of the tile's 32 rows of B touches 32
+// lines that share one cache set (4 KiB aliasing) and evict each other
+// before the next step reads them again, so preloadB fetches a whole
+// iteration (16 depths, one 64-byte line of each row) row after row. Measured
+// on lavapipe (AMD EPYC Zen 4 host, BenchmarkGEMM, fc6's forward at batch 64):
+// 1.6-1.8x. The same for A read along its depth (16 rows of A, as fc6's input
+// gradient) measured 0.65-0.95x, and preloading B whose rows do not alias
+// (convolutions' weight gradients) 0.5-1.0x: neither is done.
+layout(constant_id = 12) const bool ALIASED_B = false;
+const bool PRE_B = ALIASED_B && VEC_B && TRANS_B && KSTEPS == 4;
+vec4 bq[16]; // bq[4*j + u]: B(k+4u..k+4u+3, n0+j)
+void preloadB(uint n0, uint k) {
+    [[unroll]] for (uint j = 0; j < 4; j++) {
+        uint e = offB + min(n0 + j, p.N - 1) * p.ldb + k;
+        [[unroll]] for (uint u = 0; u < 4; u++) bq[4 * j + u] = fetchB4(e + 4 * u);
+    }
+}
+
 // step adds A(m0..m0+15, k..k+3) * B(k..k+3, n0..n0+3); kmask zeroes k >= K.
-void step(uint m0, uint n0, uint k, vec4 kmask) {
+// u < 4 is step u of an iteration whose B preloadB fetched (where PRE_B); u = 4
+// fetches everything.
+void step(uint m0, uint n0, uint k, vec4 kmask, uint u) {
     uint l = gl_SubgroupInvocationID;
     vec4 a[ROWS];
     if (VEC_A && TRANS_A) {
@@ -79,7 +101,7 @@ void step(uint m0, uint n0, uint k, vec4 kmask) {
     vec4 b[4];
     if (VEC_B && TRANS_B) {
         [[unroll]] for (uint j = 0; j < 4; j++) {
-            vec4 t = fetchB4(offB + min(n0 + j, p.N - 1) * p.ldb + k);
+            vec4 t = PRE_B && u < 4 ? bq[4 * j + u] : fetchB4(offB + min(n0 + j, p.N - 1) * p.ldb + k);
             [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk][j] = t[kk];
         }
     } else if (VEC_B) {
@@ -107,11 +129,12 @@ void main() {
     uint k = 0;
 #if KSTEPS > 1
     for (; k + 4 * KSTEPS <= p.K; k += 4 * KSTEPS) {
-        [[unroll]] for (uint u = 0; u < KSTEPS; u++) step(m0, n0, k + 4 * u, vec4(1));
+        if (PRE_B) preloadB(n0, k);
+        [[unroll]] for (uint u = 0; u < KSTEPS; u++) step(m0, n0, k + 4 * u, vec4(1), KSTEPS == 4 ? u : 4);
     }
 #endif
-    for (; k + 4 <= p.K; k += 4) step(m0, n0, k, vec4(1));
-    if (k < p.K) step(m0, n0, k, vec4(lessThan(uvec4(k) + uvec4(0, 1, 2, 3), uvec4(p.K))));
+    for (; k + 4 <= p.K; k += 4) step(m0, n0, k, vec4(1), 4);
+    if (k < p.K) step(m0, n0, k, vec4(lessThan(uvec4(k) + uvec4(0, 1, 2, 3), uvec4(p.K))), 4);
     for (uint i = 0; i < ROWS; i++) {
         if (m0 + i >= p.M) break;
 #ifdef VEC_C
