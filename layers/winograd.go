@@ -155,7 +155,8 @@ func (c *Conv2D) ChooseAlgo(a ConvAlgo, outH, outW int) ConvAlgo {
 }
 
 // winoPlan is the layout of one Winograd pass in the scratch tensor: U (the
-// a² transformed filters, [a²][co][ci]), V ([a²][ci][ldT], the input tiles)
+// a² transformed filters, [a²][co][ldU]; the weight gradients' dU
+// [a²][co][ci] in the same place), V ([a²][ci][ldT], the input tiles)
 // and M ([a²][co][ldT], the products), for chunks of g images of th x tw tiles.
 type winoPlan struct {
 	v          winoVariant
@@ -173,9 +174,13 @@ type winoPlan struct {
 // ldT is the leading dimension of V and M for a chunk of gn images.
 func (p winoPlan) ldT(gn int) int { return roundUp4(gn * p.th * p.tw) }
 
+// ldU is the leading dimension of U: ci rounded up to 4, so that the filter
+// transform stores vec4s and the GEMMs read U's rows as aligned RGBA32F texels.
+func (p winoPlan) ldU() int { return roundUp4(p.ci) }
+
 // need is the scratch elements a chunk of g images takes.
 func (p winoPlan) need(g int) int {
-	return roundUp4(p.planes()*p.co*p.ci) + p.planes()*(p.ci+p.co)*p.ldT(g)
+	return p.planes()*p.co*p.ldU() + p.planes()*(p.ci+p.co)*p.ldT(g)
 }
 
 // planes is a², the number of transformed matrices (and of batched products).
@@ -194,7 +199,7 @@ func winogradPlan(v winoVariant, ci, co, inH, inW, outH, outW, padH, padW, n, li
 	for p.g > 1 && p.need(p.g) > limit {
 		p.g--
 	}
-	p.offV = roundUp4(p.planes() * co * ci)
+	p.offV = p.planes() * co * p.ldU()
 	return p
 }
 
@@ -257,22 +262,43 @@ func (r *Runtime) winoCheck(op string, pass ConvPass, c *Conv2D, x, scratch *Ten
 	return fwd, data, nil
 }
 
+// winoStageGrid is how shaders/winograd.comp spreads a stage over its rows x
+// columns: columns (tiles, or input channels for filters) per invocation and
+// invocations per workgroup. Four columns an invocation store each transformed
+// element as one vec4 (on lavapipe a storage store is a loop over the lanes, so
+// it costs little more than one float's) and OUTPUT reads them as one texel;
+// 16 invocations a workgroup keep small maps at small batches filling one.
+// Measured on lavapipe (AMD EPYC Zen 4 host, BenchmarkConv, the stage's GPU
+// time against one column an invocation, 64 a workgroup): INPUT median 2.3x at
+// batch 4 and 1.8x at batch 64, DOUTPUT 3.1x and 2.0x; 64 invocations a
+// workgroup of four-tile INPUT 0.76-0.88x of 16 at batch 4.
+type winoStageGrid struct{ cols, local int }
+
+var winoStages = map[string]winoStageGrid{
+	"filter":  {4, 16},
+	"input":   {4, 16},
+	"output":  {4, 16},
+	"doutput": {4, 16},
+	"dfilter": {1, 64},
+}
+
 // winoStage dispatches one transform stage of shaders/winograd.comp, for the
 // plan's variant, over rows x cols (cols rounded up to ld, the extra columns
-// zeroed where the stage writes tiles).
+// zeroed where the stage writes a transformed tensor).
 func (r *Runtime) winoStage(s *vk.Stream, stage string, spec map[uint32]uint32, rows, cols, ld int, p winoPlan, n0, srcOff, dstOff, plane int, src, dst vk.Range, extra ...vk.Range) error {
 	pc := push(nil).u32(rows, cols, ld, p.n, p.inH, p.inW, p.outH, p.outW, p.th, p.tw,
 		p.padH, p.padW, n0, srcOff, dstOff, plane) // the paddings are int in the shader; the same bits
+	g, ok := winoStages[stage]
+	if !ok {
+		return fmt.Errorf("winograd: no stage %q", stage)
+	}
 	limY := int(r.Dev.Info.MaxWorkgroupCount[1])
 	gy := min(rows, limY)
-	gx := ceilDiv(ld, 64)
-	if stage == "input" || stage == "doutput" {
-		// Four tiles an invocation, one vec4 store per transformed element (ld
-		// is a multiple of 4), 16 invocations a workgroup.
-		gx = ceilDiv(ld/4, 16)
+	groups := [3]uint32{uint32(ceilDiv(ceilDiv(ld, g.cols), g.local)), uint32(gy), uint32(ceilDiv(rows, gy))}
+	if stage != "output" { // OUTPUT reads four floats a texel
+		src = src.AsR32F()
 	}
-	groups := [3]uint32{uint32(gx), uint32(gy), uint32(ceilDiv(rows, gy))}
-	args := append([]vk.Range{src.AsR32F(), dst}, extra...)
+	args := append([]vk.Range{src, dst}, extra...)
 	module := p.v.module(stage)
 	if err := r.dispatch(s, module, spec, groups, pc, args...); err != nil {
 		return fmt.Errorf("%s: %w", module, err)
@@ -283,7 +309,7 @@ func (r *Runtime) winoStage(s *vk.Stream, stage string, spec map[uint32]uint32, 
 // winoFilter records U = the transformed filters of c (flipped and transposed for
 // backward data) at the start of scratch.
 func (r *Runtime) winoFilter(s *vk.Stream, c *Conv2D, p winoPlan, scratch *Tensor) error {
-	return r.winoStage(s, "filter", map[uint32]uint32{0: boolU32(p.flip)}, p.co, p.ci, p.ci, p, 0, 0, 0, p.co*p.ci,
+	return r.winoStage(s, "filter", map[uint32]uint32{0: boolU32(p.flip)}, p.co, p.ci, p.ldU(), p, 0, 0, 0, p.co*p.ldU(),
 		c.Weight.Range(), scratch.Range())
 }
 
@@ -292,8 +318,8 @@ func (r *Runtime) winoFilter(s *vk.Stream, c *Conv2D, p winoPlan, scratch *Tenso
 func (r *Runtime) winoProducts(s *vk.Stream, p winoPlan, gn int, scratch *Tensor, v GEMMVariant) error {
 	ld, t := p.ldT(gn), gn*p.th*p.tw
 	return r.GEMM(s, p.co, t, p.ci,
-		Mat{T: scratch, LD: p.ci}, Mat{T: scratch, Off: p.offV, LD: ld}, Mat{T: scratch, Off: p.offM(gn), LD: ld},
-		GEMMOptions{Batch: p.planes(), StrideA: p.co * p.ci, StrideB: p.ci * ld, StrideC: p.co * ld, Variant: v})
+		Mat{T: scratch, LD: p.ldU()}, Mat{T: scratch, Off: p.offV, LD: ld}, Mat{T: scratch, Off: p.offM(gn), LD: ld},
+		GEMMOptions{Batch: p.planes(), StrideA: p.co * p.ldU(), StrideB: p.ci * ld, StrideC: p.co * ld, Variant: v})
 }
 
 // winogradRun records a forward-form pass: out (co x N x outH x outW) =
