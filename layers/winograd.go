@@ -274,12 +274,15 @@ func (r *Runtime) winoCheck(op string, pass ConvPass, c *Conv2D, x, scratch *Ten
 // workgroup of four-tile INPUT 0.76-0.88x of 16 at batch 4.
 type winoStageGrid struct{ cols, local int }
 
-var winoStages = map[string]winoStageGrid{
-	"filter":  {4, 16},
-	"input":   {4, 16},
-	"output":  {4, 16},
-	"doutput": {4, 16},
-	"dfilter": {1, 64},
+// winoStages returns stage's grid, and false for a stage the shader lacks.
+func winoStages(stage string) (winoStageGrid, bool) {
+	switch stage {
+	case "filter", "input", "output", "doutput":
+		return winoStageGrid{cols: 4, local: 16}, true
+	case "dfilter":
+		return winoStageGrid{cols: 1, local: 64}, true
+	}
+	return winoStageGrid{}, false
 }
 
 // winoStage dispatches one transform stage of shaders/winograd.comp, for the
@@ -288,7 +291,7 @@ var winoStages = map[string]winoStageGrid{
 func (r *Runtime) winoStage(s *vk.Stream, stage string, spec map[uint32]uint32, rows, cols, ld int, p winoPlan, n0, srcOff, dstOff, plane int, src, dst vk.Range, extra ...vk.Range) error {
 	pc := push(nil).u32(rows, cols, ld, p.n, p.inH, p.inW, p.outH, p.outW, p.th, p.tw,
 		p.padH, p.padW, n0, srcOff, dstOff, plane) // the paddings are int in the shader; the same bits
-	g, ok := winoStages[stage]
+	g, ok := winoStages(stage)
 	if !ok {
 		return fmt.Errorf("winograd: no stage %q", stage)
 	}
