@@ -71,6 +71,17 @@ func (r *Runtime) smallK(k int, b, c Mat, alignB4, alignC4 bool) bool {
 // is faster (measured on lavapipe: the linear layers' weight gradients, K = batch).
 const gemmUnrollMinK = 64
 
+// gemmSharedUnrollMinK is gemmUnrollMinK for gemm_texel_sh: its 16x32 tile
+// runs the single-step build faster up to K = 192. Measured on lavapipe (AMD
+// EPYC Zen 4 host, interleaved rounds, a noisy host): batched GEMMs of
+// Winograd's shapes 1.0-1.7x at K = 64, 1.2-1.3x at K = 128, 1.1-1.7x at
+// K = 192; BenchmarkConv's Winograd passes at batch 64 1.3-1.6x for conv2's
+// forward (K = 64) and 1.3-1.5x for conv3's (K = 192), at batch 4 0.7-1.7x;
+// conv2's backward-data GEMM (K = 192) 1.0-1.1x, fc6's weight gradient at
+// batch 64 (K = 64) 0.7-1.5x; at K = 256 (conv5's passes) 0.7-1.2x, so from
+// 256 on the four-step build stays.
+const gemmSharedUnrollMinK = 256
+
 // gemmMFastMinK is the smallest K for which the texel GEMM walks its
 // workgroups row tile first (gemm_texel.comp's M_FAST): consecutive workgroups
 // then share a 64-column block of B, which stays in cache, instead of a block
@@ -225,18 +236,19 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 			rb = rb.AsR32F()
 		}
 		spec[specVecA], spec[specVecB] = boolU32(vecA), boolU32(vecB)
-		if vecB && b.Trans && b.LD%gemmAliasLD == 0 {
-			spec[specAliasedB] = 1
-		}
 		if alignC {
 			module = "gemm_texel_c4" // vec4 stores: on lavapipe scalar stores cost as much as the math for small K
 		}
-		if k < gemmUnrollMinK {
+		shared := r.sharesA && m >= gemmSharedMinM
+		if k < gemmUnrollMinK || (shared && k < gemmSharedUnrollMinK) {
 			module += "_k1"
 		}
-		if r.sharesA && m >= gemmSharedMinM {
+		if shared {
 			module = strings.Replace(module, "gemm_texel", "gemm_texel_sh", 1)
 			rowsPerGroup, colsPerGroup = 16, 32
+		}
+		if vecB && b.Trans && b.LD%gemmAliasLD == 0 && !strings.HasSuffix(module, "_k1") { // the single-step builds have no preload
+			spec[specAliasedB] = 1
 		}
 	}
 	maxCount := r.Dev.Info.MaxWorkgroupCount

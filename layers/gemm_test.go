@@ -27,7 +27,7 @@ func TestGEMM(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	body := func(t *testing.T, minM int) {
 		cases := 0
-		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}, {5, 17, 75}, {9, 12, 64}, {27, 130, 131}, {16, 32, 8}, {17, 37, 70}} {
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {8, 64, 4}, {13, 70, 9}, {33, 65, 129}, {64, 10, 100}, {3, 130, 17}, {5, 17, 75}, {9, 12, 64}, {27, 130, 131}, {16, 32, 8}, {17, 37, 70}, {20, 36, 260}} {
 			for ta := 0; ta < 2; ta++ {
 				for tb := 0; tb < 2; tb++ {
 					m, n, k := sz[0], sz[1], sz[2]
@@ -43,7 +43,7 @@ func TestGEMM(t *testing.T) {
 						}
 						layouts = append(layouts, [2]int{(4 - lenA%4) % 4, 4})
 					}
-					if tb == 1 && k >= gemmUnrollMinK && k <= gemmAliasLD { // B's rows gemmAliasLD apart: the preloading build
+					if tb == 1 && k <= gemmAliasLD { // B's rows gemmAliasLD apart: the preloading build where it unrolls K
 						layouts = append(layouts, [2]int{gemmAliasLD - k, 4})
 					}
 					for _, l := range layouts {
