@@ -5,7 +5,6 @@ import (
 	"os"
 	"strconv"
 	"testing"
-	"time"
 
 	"vktrain/vk"
 )
@@ -76,30 +75,7 @@ func BenchmarkConv(b *testing.B) {
 					continue // the same kernel whatever the algorithm
 				}
 				b.Run(fmt.Sprintf("%s/%s/b%d/%s/%s", l.name, pass.name, batch, r.Variant, algo), func(b *testing.B) {
-					s, err := dev.NewStream("conv", vk.StreamOptions{Timestamps: true})
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer s.Close()
-					if err := pass.rec(s); err != nil {
-						b.Fatal(err)
-					}
-					if err := s.Run(); err != nil { // compiles the pipelines
-						b.Fatal(err)
-					}
-					var gpu time.Duration
-					var timings []vk.Timing
-					for b.Loop() {
-						if err := s.Run(); err != nil {
-							b.Fatal(err)
-						}
-						gpu += s.Total()
-						timings = s.Timings(timings)
-					}
-					for _, t := range timings {
-						b.Logf("%-12s %8.3f ms", t.Label, t.Time.Seconds()*1e3)
-					}
-					sec := gpu.Seconds() / float64(b.N)
+					sec := stepBench(b, r, pass.rec)
 					b.ReportMetric(sec*1e3, "gpu-ms/op")
 					if pass.name != "bwd-bias" {
 						b.ReportMetric(flops/sec/1e9, "GFLOP/s") // direct-convolution FLOPs: Winograd's effective rate

@@ -24,6 +24,7 @@ func stepBenchRuntime(b *testing.B) *Runtime {
 
 // stepBench runs a stream recorded by record once to warm up, then once per
 // iteration, and returns the mean GPU time per run in seconds (timestamps).
+// The last run's time per dispatch is logged (shown with -test.v).
 func stepBench(b *testing.B, r *Runtime, record func(s *vk.Stream) error) float64 {
 	b.Helper()
 	s, err := r.Dev.NewStream(b.Name(), vk.StreamOptions{Timestamps: true})
@@ -38,13 +39,18 @@ func stepBench(b *testing.B, r *Runtime, record func(s *vk.Stream) error) float6
 		b.Fatal(err)
 	}
 	var gpu float64
+	var timings []vk.Timing
 	n := 0
 	for b.Loop() {
 		if err := s.Run(); err != nil {
 			b.Fatal(err)
 		}
 		gpu += s.Total().Seconds()
+		timings = s.Timings(timings)
 		n++
+	}
+	for _, t := range timings {
+		b.Logf("%-12s %8.3f ms", t.Label, t.Time.Seconds()*1e3)
 	}
 	return gpu / float64(n)
 }
