@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"vktrain/layers/ref"
@@ -18,6 +19,12 @@ import (
 // and the plain one, odd M, N not a multiple of 4 (the last vec4 of a row
 // partly kept), K from 1 to gemmSmallKMax, and C bound in storage chunks. The
 // bound is sgdBounds' with the product's own error, (k+1) eps sum|a||b|.
+// Where N is a multiple of 4 it also checks the input gradient computed in the
+// same kernel (GEMMUpdate.InputGrad, D = A^T C before each step) against the
+// float64 product, within (depth+1) eps sum|a||c|, the depth being the rows
+// one workgroup sums plus the slabs added after: shapes with several slabs
+// (M > gemmUpdateSlabRows), with several workgroups across (N > 1024, not a
+// multiple of it) and with C in storage chunks (each its own run of slabs).
 func TestGEMMUpdate(t *testing.T) {
 	r := openRuntime(t)
 	if r.Variant != GEMMTexel {
@@ -40,7 +47,8 @@ func TestGEMMUpdate(t *testing.T) {
 		m, n, k int
 		ta      bool
 		limit   int64 // storage limit in bytes (0: the device's)
-	}{{7, 22, 4, true, 0}, {13, 70, gemmSmallKMax, false, 0}, {3, 9, 1, true, 0}, {37, 21, 5, true, 600}} {
+	}{{7, 22, 4, true, 0}, {13, 70, gemmSmallKMax, false, 0}, {3, 9, 1, true, 0}, {37, 21, 5, true, 600},
+		{7, 24, 4, true, 0}, {300, 1036, 3, true, 0}, {261, 20, gemmSmallKMax, false, 0}, {37, 20, 5, true, 600}, {290, 8, 2, true, 2000}} {
 		for _, c := range configs {
 			t.Run(fmt.Sprintf("%dx%dx%d/ta=%v/limit%d/%s", sz.m, sz.n, sz.k, sz.ta, sz.limit, c.name), func(t *testing.T) {
 				if sz.limit > 0 {
@@ -75,10 +83,23 @@ func checkGEMMUpdate(t *testing.T, r *Runtime, rng *rand.Rand, m, n, k int, ta b
 	if !r.FusesUpdate(k, bm, cm) {
 		t.Fatal("FusesUpdate is false")
 	}
+	u := &GEMMUpdate{SGD: p, Momentum: buf}
+	// The input gradient, where n allows it: D (k x n) in rows of ldd, its
+	// padding a sentinel that must survive.
+	withD, ldd := n%4 == 0, n+3
+	var dT *Tensor
+	if withD {
+		dT = tensorWith(t, r, "D", filledWith(k*ldd, 7), k*ldd)
+		scratch := tensorWith(t, r, "scratch", filledWith(r.UpdateScratchLen(m, n, k, cm), -3), r.UpdateScratchLen(m, n, k, cm))
+		u.InputGrad, u.Scratch = Mat{T: dT, LD: ldd}, scratch
+		if slabs := r.updateSlabs(m, n, cm); slabs < ceilDiv(m, gemmUpdateSlabRows) {
+			t.Fatalf("%d slabs for %d rows", slabs, m)
+		}
+	}
 	s, err := r.Dev.NewStream("update", vk.StreamOptions{})
 	must(t, err)
 	defer s.Close()
-	must(t, r.GEMM(s, m, n, k, am, bm, cm, GEMMOptions{Alpha: 0.5, Update: &GEMMUpdate{SGD: p, Momentum: buf}}))
+	must(t, r.GEMM(s, m, n, k, am, bm, cm, GEMMOptions{Alpha: 0.5, Update: u}))
 	must(t, p.FinishStep(s))
 
 	// The gradient: 0.5 A B in float64, and its error bound.
@@ -105,6 +126,9 @@ func checkGEMMUpdate(t *testing.T, r *Runtime, rng *rand.Rand, m, n, k int, ta b
 			b0 = download(t, buf)
 		}
 		must(t, s.Run())
+		if withD {
+			checkUpdateInputGrad(t, r, fmt.Sprintf("step%d/input-grad", step), a, p0, download(t, dT), m, n, k, ld, ldd, cm)
+		}
 		wantP := append([]float64(nil), p0...)
 		wantB := append([]float64(nil), b0...)
 		var refBuf []float64
@@ -132,6 +156,40 @@ func checkGEMMUpdate(t *testing.T, r *Runtime, rng *rand.Rand, m, n, k int, ta b
 	}
 }
 
+// filledWith is n copies of v.
+func filledWith(n int, v float64) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// checkUpdateInputGrad compares got (k rows of ldd) with D = A^T C for the
+// logical m x k matrix a and C's values c (rows of ldc) before the step; the
+// padding of got's rows must still hold the sentinel 7.
+func checkUpdateInputGrad(t *testing.T, r *Runtime, name string, a, c, got []float64, m, n, k, ldc, ldd int, cm Mat) {
+	t.Helper()
+	depth := min(m, gemmUpdateSlabRows) + r.updateSlabs(m, n, cm)
+	want, bound := make([]float64, k*ldd), make([]float64, k*ldd)
+	for kk := 0; kk < k; kk++ {
+		for j := 0; j < ldd; j++ {
+			at := kk*ldd + j
+			if j >= n {
+				want[at] = 7
+				continue
+			}
+			s, mag := 0.0, 0.0
+			for i := 0; i < m; i++ {
+				s += a[i*k+kk] * c[i*ldc+j]
+				mag += math.Abs(a[i*k+kk] * c[i*ldc+j])
+			}
+			want[at], bound[at] = s, float64(depth+1)*eps32*mag*1.01
+		}
+	}
+	compareBound(t, name, got, want, bound)
+}
+
 // TestGEMMUpdateErrors: a fused update refuses what it cannot do, by name.
 func TestGEMMUpdateErrors(t *testing.T) {
 	r := openRuntime(t)
@@ -140,6 +198,7 @@ func TestGEMMUpdateErrors(t *testing.T) {
 	t.Cleanup(p.Free)
 	x := zeros(t, r, "x", 64)
 	other := zeros(t, r, "other", 32)
+	tiny := zeros(t, r, "tiny", 4)
 	s, err := r.Dev.NewStream("errors", vk.StreamOptions{})
 	must(t, err)
 	defer s.Close()
@@ -156,9 +215,23 @@ func TestGEMMUpdateErrors(t *testing.T) {
 		{"B transposed", 4, Mat{T: x, LD: 4, Trans: true}, GEMMOptions{Update: &GEMMUpdate{SGD: p}}},
 		{"accumulate", 4, Mat{T: x, LD: 4}, GEMMOptions{Accumulate: true, Update: &GEMMUpdate{SGD: p}}},
 		{"momentum shape", 4, Mat{T: x, LD: 4}, GEMMOptions{Update: &GEMMUpdate{SGD: p, Momentum: other}}},
+		{"input gradient without scratch", 4, Mat{T: x, LD: 4}, GEMMOptions{Update: &GEMMUpdate{SGD: p, InputGrad: Mat{T: other, LD: 4}}}},
+		{"input gradient scratch too small", 4, Mat{T: x, LD: 4}, GEMMOptions{Update: &GEMMUpdate{SGD: p, InputGrad: Mat{T: other, LD: 4}, Scratch: tiny}}},
+		{"input gradient too small", 4, Mat{T: x, LD: 4}, GEMMOptions{Update: &GEMMUpdate{SGD: p, InputGrad: Mat{T: tiny, LD: 4}, Scratch: other}}},
+		{"input gradient aliases scratch", 4, Mat{T: x, LD: 4}, GEMMOptions{Update: &GEMMUpdate{SGD: p, InputGrad: Mat{T: other, LD: 4}, Scratch: other}}},
+		{"input gradient aliases C", 4, Mat{T: x, LD: 4}, GEMMOptions{Update: &GEMMUpdate{SGD: p, InputGrad: Mat{T: x, LD: 4}, Scratch: other}}},
+		{"input gradient with n not a multiple of 4", 4, Mat{T: x, LD: 4}, GEMMOptions{Update: &GEMMUpdate{SGD: p, InputGrad: Mat{T: other, LD: 3}, Scratch: other}}},
 	} {
-		if err := r.GEMM(s, 2, 4, c.k, Mat{T: x, LD: c.k}, c.b, Mat{T: x, LD: 4}, c.o); err == nil {
+		n := 4
+		if strings.Contains(c.name, "multiple of 4") {
+			n = 3
+		}
+		err := r.GEMM(s, 2, n, c.k, Mat{T: x, LD: c.k}, c.b, Mat{T: x, LD: 4}, c.o)
+		switch {
+		case err == nil:
 			t.Errorf("%s: accepted", c.name)
+		case strings.HasPrefix(c.name, "input gradient") && !strings.Contains(err.Error(), "input gradient"):
+			t.Errorf("%s: refused for another reason: %v", c.name, err)
 		}
 	}
 }

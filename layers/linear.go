@@ -121,10 +121,31 @@ func LinearGEMVForward(l *Linear, n int) bool { return n == 1 && l.In%4 == 0 }
 // LinearBackwardUpdate is LinearBackwardWeights fused with the SGD step of
 // the weight: the bias gradient is written as there, but the weight's
 // gradient dy^T x goes straight into sgd's step of l.Weight and its momentum
-// (nil without), never stored (GEMMOptions.Update). Record it after
-// LinearBackwardData, which reads the weight before the step.
-func (r *Runtime) LinearBackwardUpdate(s *vk.Stream, l *Linear, n int, x, dy *Tensor, sgd *SGDParams, momentum *Tensor) error {
-	return r.linearGradients(s, l, n, x, dy, Mat{T: l.Weight, LD: l.In}, GEMMOptions{Update: &GEMMUpdate{SGD: sgd, Momentum: momentum}, Variant: l.GEMM[PassBackwardWeights]}, false)
+// (nil without), never stored (GEMMOptions.Update). With dx (n x In; nil for
+// none) the same kernel also computes the input gradient dy W from the
+// weight before its step, as LinearBackwardData would, reading the weight
+// once for both (scratch: at least LinearUpdateScratchLen elements). Without
+// dx, record it after LinearBackwardData, which reads the weight before the
+// step.
+func (r *Runtime) LinearBackwardUpdate(s *vk.Stream, l *Linear, n int, x, dy *Tensor, sgd *SGDParams, momentum, dx, scratch *Tensor) error {
+	u := &GEMMUpdate{SGD: sgd, Momentum: momentum}
+	if dx != nil {
+		if err := l.check("dx", dx, n, l.In); err != nil {
+			return err
+		}
+		u.InputGrad, u.Scratch = Mat{T: dx, LD: l.In}, scratch
+	}
+	return r.linearGradients(s, l, n, x, dy, Mat{T: l.Weight, LD: l.In}, GEMMOptions{Update: u, Variant: l.GEMM[PassBackwardWeights]}, false)
+}
+
+// LinearUpdateScratchLen is the scratch, in elements, that LinearBackwardUpdate
+// needs to compute l's input gradient at a batch of n (0 where it does not
+// fuse the update).
+func (r *Runtime) LinearUpdateScratchLen(l *Linear, n int) int {
+	if !r.LinearFusesUpdate(l, n) {
+		return 0
+	}
+	return r.UpdateScratchLen(l.Out, l.In, n, Mat{T: l.Weight, LD: l.In})
 }
 
 // linearGradients records the weight's gradient dy^T x into w as o says (stored,

@@ -147,6 +147,9 @@ func (n *Network) addLeaf(l leaf, x *Tensor, nextReLU bool) (*Tensor, error) {
 		}
 		n.freed = append(n.freed, op.lin)
 		op.lin.GEMM = n.cfg.GEMMChoices[l.path]
+		if n.cfg.Train && n.cfg.Adam == nil && !n.cfg.UnfusedSGD { // the fused update's partial input gradients
+			n.scratchLen = max(n.scratchLen, n.rt.LinearUpdateScratchLen(op.lin, batch))
+		}
 		op.y, err = n.alloc(l.path+".out", batch, m.OutFeatures)
 		op.trains = n.addWeightBias(l.path, op.lin.Weight, op.lin.WeightGrad, op.lin.Bias, op.lin.BiasGrad)
 	case *nn.BatchNorm2d:

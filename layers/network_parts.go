@@ -318,15 +318,23 @@ func (n *Network) backwardParts(sl *slot, op *netOp, dx *Tensor) []StepPart {
 		if op.trains && op.fused == nil {
 			add("backward-weights", flops, &l.GEMM[PassBackwardWeights], func(s *vk.Stream) error { return rt.LinearBackwardWeights(s, l, batch, op.x, op.dy, false) })
 		}
-		if dx != nil {
-			add("backward-data", 0, &l.GEMM[PassBackwardData], func(s *vk.Stream) error { return rt.LinearBackwardData(s, l, batch, op.dy, dx) })
-		}
-		if p := op.fused; p != nil { // after backward-data, which reads the weight before its step
-			add("backward-weights", flops, nil, func(s *vk.Stream) error {
-				return rt.LinearBackwardUpdate(s, l, batch, op.x, op.dy, n.groups[p.group].sgd, p.momentum)
+		if p := op.fused; p != nil {
+			// The input gradient in the same kernel, from the weight before its step.
+			fused := flops
+			if dx != nil {
+				fused += 2 * float64(batch) * float64(l.In) * float64(l.Out)
+			}
+			add("backward-weights", fused, nil, func(s *vk.Stream) error {
+				return rt.LinearBackwardUpdate(s, l, batch, op.x, op.dy, n.groups[p.group].sgd, p.momentum, dx, n.scratch)
 			})
-			out[len(out)-1].Shape += ", SGD step fused"
-			out[len(out)-1].Traffic += 4 * 3 * float64(l.Weight.Len()) // the weight written, its momentum read and written
+			part := &out[len(out)-1]
+			part.Traffic += 4 * 3 * float64(l.Weight.Len()) // the weight written, its momentum read and written
+			part.Shape += ", SGD step fused"
+			if dx != nil {
+				part.Shape += ", and the input gradient"
+			}
+		} else if dx != nil {
+			add("backward-data", 0, &l.GEMM[PassBackwardData], func(s *vk.Stream) error { return rt.LinearBackwardData(s, l, batch, op.dy, dx) })
 		}
 	default:
 		if dx == nil {

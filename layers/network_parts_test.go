@@ -15,6 +15,7 @@ func TestRecordWay(t *testing.T) {
 	net, err := NewNetwork(r, narrowAlexNet(t), NetworkConfig{
 		Batch: 1, Input: imageNetInput(73, 64), Train: true, Seed: 1,
 		SGD: SGDConfig{LR: 0.01, Momentum: 0.9}, ConvAlgo: ConvIm2col,
+		UnfusedSGD: true, // a linear layer's input gradient as a GEMM pass of its own (fused, it has none)
 	})
 	if err != nil {
 		t.Fatal(err)

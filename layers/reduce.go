@@ -102,3 +102,31 @@ func (r *Runtime) convDummy() (*Tensor, error) {
 	}
 	return r.dummy, nil
 }
+
+// SlabSum records out (rows x cols, rows out.LD apart from out.Off) = the sum,
+// in slab order, of the slabs rows x cols matrices stored one after another
+// at the start of part (shaders/slabsum.comp): the partial sums a kernel
+// split over slabs of its reduction writes (a fused update's input
+// gradient). cols must be a multiple of 4.
+func (r *Runtime) SlabSum(s *vk.Stream, part *Tensor, slabs, rows, cols int, out Mat) error {
+	if slabs <= 0 || rows <= 0 || cols <= 0 || cols%4 != 0 {
+		return fmt.Errorf("slabsum: bad sizes: %d slabs of %d x %d (columns a multiple of 4)", slabs, rows, cols)
+	}
+	if part == nil || part.Len() < slabs*rows*cols {
+		return fmt.Errorf("slabsum: %d slabs of %d x %d do not fit the partial sums' tensor", slabs, rows, cols)
+	}
+	if out.Trans {
+		return fmt.Errorf("slabsum: the sum %q cannot be transposed", out.T.Name)
+	}
+	if err := checkMat("sum", out, rows, cols); err != nil {
+		return fmt.Errorf("slabsum: %w", err)
+	}
+	if out.T.Buffer() == part.Buffer() {
+		return fmt.Errorf("slabsum: the sum %q must be distinct from the partial sums %q", out.T.Name, part.Name)
+	}
+	pc := push(nil).u32(slabs, rows, cols, out.LD, out.Off)
+	if err := r.dispatch(s, "slabsum", nil, r.groups1D(rows*cols/4, 64), pc, part.Range(), out.T.Range()); err != nil {
+		return fmt.Errorf("slabsum of %q into %q: %w", part.Name, out.T.Name, err)
+	}
+	return nil
+}

@@ -71,3 +71,58 @@ func TestRowSum(t *testing.T) {
 		}
 	}
 }
+
+// TestSlabSum checks the sum of slabs of partial sums against float64 sums in
+// slab order, within dotBound(slabs) of the sum of absolute values: one slab,
+// many, odd row counts, a sum with padded rows at an offset (the padding and
+// the elements before it untouched), more vec4s than one workgroup covers.
+func TestSlabSum(t *testing.T) {
+	r := openRuntime(t)
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, c := range []struct{ slabs, rows, cols, ld, off int }{
+		{1, 1, 4, 4, 0}, {3, 5, 8, 11, 2}, {33, 4, 9216, 9216, 0}, {7, 13, 260, 263, 5}, {2, 16, 1024, 1024, 0},
+	} {
+		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
+			partV := randn(rng, c.slabs*c.rows*c.cols+3) // one spare texel's worth past the slabs
+			part := tensorWith(t, r, "part", partV, len(partV))
+			size := c.off + (c.rows-1)*c.ld + c.cols + 2
+			out0 := randn(rng, size)
+			out := tensorWith(t, r, "out", out0, size)
+			run(t, r, func(s *vk.Stream) error {
+				return r.SlabSum(s, part, c.slabs, c.rows, c.cols, Mat{T: out, Off: c.off, LD: c.ld})
+			})
+			want, bound := append([]float64(nil), out0...), make([]float64, size)
+			for i := 0; i < c.rows; i++ {
+				for j := 0; j < c.cols; j++ {
+					sum, mag := 0.0, 0.0
+					for sl := 0; sl < c.slabs; sl++ {
+						v := partV[(sl*c.rows+i)*c.cols+j]
+						sum += v
+						mag += math.Abs(v)
+					}
+					at := c.off + i*c.ld + j
+					want[at], bound[at] = sum, dotBound(c.slabs, mag)
+				}
+			}
+			compareBound(t, "sums", download(t, out), want, bound)
+		})
+	}
+	part, out := zeros(t, r, "part", 32), zeros(t, r, "out", 32)
+	s, err := r.Dev.NewStream("errors", vk.StreamOptions{})
+	must(t, err)
+	defer s.Close()
+	for _, c := range []struct {
+		name              string
+		slabs, rows, cols int
+		out               Mat
+	}{
+		{"columns not a multiple of 4", 1, 2, 6, Mat{T: out, LD: 6}},
+		{"partial sums too short", 3, 2, 8, Mat{T: out, LD: 8}},
+		{"sum too short", 1, 2, 8, Mat{T: out, LD: 8, Off: 20}},
+		{"sum aliases the partial sums", 1, 2, 8, Mat{T: part, LD: 8}},
+	} {
+		if err := r.SlabSum(s, part, c.slabs, c.rows, c.cols, c.out); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+}

@@ -11,7 +11,9 @@
 // gl_WorkGroupID.z, as for the other GEMMs (gemm_common.glsl).
 #extension GL_EXT_control_flow_attributes : require
 #define VEC_C 1
+#ifndef INPUT_GRAD
 layout(local_size_x = 64) in;
+#endif
 layout(binding = 0) uniform samplerBuffer A;
 layout(binding = 1) uniform samplerBuffer B;
 #include "gemm_common.glsl"
@@ -50,9 +52,9 @@ void loadHyper() {
     hNesterov = h.nesterov != 0u;
 }
 
-void update4(uint m, uint n, vec4 acc) {
+// update4 steps C(m, n..n+3), whose value is x, with the gradient alpha * acc.
+void update4(uint m, uint n, vec4 x, vec4 acc) {
     uint at = (offC + m * p.ldc + n) >> 2;
-    vec4 x = texelFetch(ParamIn, int(at));
     vec4 g = p.alpha * acc;
     float wd = hWD;
     if (wd != 0.0) g = g + wd * x;
@@ -74,8 +76,76 @@ void update4(uint m, uint n, vec4 acc) {
     }
     C4[at] = y;
 }
+
+// paramAt is C(m, n..n+3) before its step.
+vec4 paramAt(uint m, uint n) {
+    return texelFetch(ParamIn, int((offC + m * p.ldc + n) >> 2));
+}
 #endif
 
+#ifdef INPUT_GRAD
+// gemm_smallk_sgd_dx: besides stepping C, computes D = A^T C (K x N) with C's
+// values before the step, from the same reads: with A = dy^T and C a linear
+// layer's weight, D is its input gradient dy W, so the weight is read once
+// for both its step and its input gradient. Each invocation walks SLAB rows
+// of C (its workgroup's slab) for four columns, holding B's K vec4s and D's in
+// registers (K = KD, a specialisation constant, so both arrays stay unrolled),
+// and stores its slab's partial sums of D, part4[((slab * KD + k) * N + n) / 4]
+// with slab = p.offBias (the first slab of this dispatch: C's storage chunks
+// are separate dispatches; there is no bias here) + gl_WorkGroupID.y. One
+// more pass (slabsum.comp) adds the slabs in order. N is a multiple of 4.
+//
+// The barrier every STEP rows orders the memory traffic, not the data (no
+// invocation reads another's): lavapipe runs a workgroup's invocations eight
+// at a time, each group to the end or to the next barrier, so without one
+// each eight would walk all SLAB rows down a 128-byte column before the next
+// eight started: 4 x SLAB streams (C and its momentum, read and written) for
+// the CPU's prefetchers, which track about 32. With it the workgroup moves
+// through 8 rows x 4 KiB (256 invocations of a vec4) at a time. Measured on
+// lavapipe (Intel Xeon host, fc6 at batch 4, BenchmarkLinearBackward): 140 ms
+// for the kernel with 128 rows and no barrier, 94 ms with 16 or 32 rows, 75
+// ms with 8 (whose 75 MB of partial sums then took 17.6 ms to add); with the
+// barrier every 8 rows 73.5 ms at 128 rows (the partial sums 0.5 ms), within
+// the noise of the update alone (gemm_smallk_sgd, 64-73 ms in the same runs);
+// every 4 or 16 rows 77 and 84 ms.
+layout(local_size_x = 256) in;
+layout(constant_id = 13) const uint KD = 4;
+layout(constant_id = 14) const uint SLAB = 128;
+#define STEP 8
+layout(std430, binding = 8) writeonly buffer Part { vec4 part4[]; };
+
+void main() {
+    batchOffsets();
+    uint n = 4 * gl_GlobalInvocationID.x;
+    bool inside = n < p.N;
+    uint nc = min(n, p.N - 4);
+    vec4 b[KD], d[KD];
+    [[unroll]] for (uint k = 0; k < KD; k++) {
+        b[k] = texelFetch(B, int((offB + k * p.ldb + nc) >> 2));
+        d[k] = vec4(0);
+    }
+    loadHyper();
+    uint m0 = gl_WorkGroupID.y * SLAB, m1 = min(m0 + SLAB, p.M);
+    for (uint mb = m0; mb < m1; mb += STEP) {
+        if (inside) {
+            for (uint m = mb; m < min(mb + STEP, m1); m++) {
+                vec4 x = paramAt(m, n);
+                vec4 acc = vec4(0);
+                [[unroll]] for (uint k = 0; k < KD; k++) {
+                    float a = texelFetch(A, int(offA + (TRANS_A ? k * p.lda + m : m * p.lda + k))).x;
+                    acc += a * b[k];
+                    d[k] += a * x;
+                }
+                update4(m, n, x, acc);
+            }
+        }
+        barrier();
+    }
+    if (!inside) return;
+    uint slab = p.offBias + gl_WorkGroupID.y;
+    [[unroll]] for (uint k = 0; k < KD; k++) part4[((slab * KD + k) * p.N + n) >> 2] = d[k];
+}
+#else
 // ROWS rows per invocation: B's vec4 fetched once for all of them, and
 // lavapipe's per-workgroup cost spread over ROWS times the work. Measured on
 // lavapipe (AMD EPYC Zen 4 host, two interleaved rounds, fc6 at batch 4:
@@ -106,9 +176,10 @@ void main() {
 #endif
     [[unroll]] for (uint i = 0; i < ROWS; i++) {
 #ifdef SGD_UPDATE
-        if (m0 + i < p.M) update4(m0 + i, n, acc[i]);
+        if (m0 + i < p.M) update4(m0 + i, n, paramAt(m0 + i, n), acc[i]);
 #else
         if (m0 + i < p.M) epilogue4(m0 + i, n, acc[i]);
 #endif
     }
 }
+#endif

@@ -68,12 +68,17 @@ func TestRun(t *testing.T) {
 		"input forward", "features.0 forward", "features.0 backward-weights", "features.0 backward-bias",
 		"features.3 backward-data", "features.2 forward", "features.2 backward", "avgpool forward", "avgpool backward",
 		"features.0 relu-forward", "classifier.1 backward-relu", "classifier.0 forward", "classifier.0 backward",
-		"classifier.1 forward", "classifier.1 backward-data", "classifier.1 backward-weights",
+		"classifier.1 forward", "classifier.1 backward-weights",
 		"loss forward+backward", "sgd update", "flatten forward", "flatten backward",
 	} {
 		if !names[want] {
 			t.Errorf("no kernel %q", want)
 		}
+	}
+	// A linear weight fused with its SGD step computes its input gradient in
+	// the same kernel: no backward-data of its own.
+	if fused := rt.LinearFusesUpdate(&layers.Linear{In: 9216, Out: 4096}, 2); names["classifier.1 backward-data"] == fused {
+		t.Errorf("classifier.1 backward-data benchmarked: %v, but the update fused: %v", names["classifier.1 backward-data"], fused)
 	}
 	if names["features.0 backward-data"] {
 		t.Error("conv1 needs no input gradient, yet it was benchmarked")
@@ -110,16 +115,51 @@ func TestRun(t *testing.T) {
 	for i := range old.Kernels {
 		old.Kernels[i].MedianMS *= 2
 	}
+	for i := range old.Step.Layers {
+		old.Step.Layers[i].TotalMS *= 3
+	}
 	old.Step.MedianMS *= 2
 	old.Step.ImagesPerS /= 2
+	// A kernel the new run no longer has (fused away) and one the old run lacked.
+	old.Kernels = append(old.Kernels, Kernel{Name: "classifier.1 gone", Layer: "classifier.1", MedianMS: 5, Chosen: true})
+	cur := *rep
+	cur.Kernels = append([]Kernel(nil), rep.Kernels...)
+	cur.Kernels = append(cur.Kernels, Kernel{Name: "classifier.1 arrived", Layer: "classifier.1", MedianMS: 1, Chosen: true})
 	var cmp bytes.Buffer
-	if err := Compare(&cmp, old, rep); err != nil {
+	if err := Compare(&cmp, old, &cur); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"features.3 forward", "2.00x", "faster", "by layer", "training step", "inference batch 1"} {
+	for _, want := range []string{"features.3 forward", "2.00x", "faster", "training step", "inference batch 1",
+		"only in the old run: classifier.1 gone", "only in the new run: classifier.1 arrived",
+		"by layer (GPU time inside the recorded step)", "3.00x"} {
 		if !strings.Contains(cmp.String(), want) {
 			t.Errorf("comparison lacks %q:\n%s", want, cmp.String())
 		}
+	}
+	// Without the step's attribution, by each run's own kernels: the old
+	// run's classifier.1 counts its extra kernel.
+	old.Step.Layers, cur.Step.Layers = nil, nil
+	cmp.Reset()
+	if err := Compare(&cmp, old, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cmp.String(), "by layer (each run's chosen kernels of the layer)") {
+		t.Errorf("comparison without the step's layers:\n%s", cmp.String())
+	}
+	_, _, times := layerTimes(old, &cur)
+	var oldSum, curSum float64
+	for _, k := range old.Kernels {
+		if k.Chosen && k.Layer == "classifier.1" {
+			oldSum += k.MedianMS
+		}
+	}
+	for _, k := range cur.Kernels {
+		if k.Chosen && k.Layer == "classifier.1" {
+			curSum += k.MedianMS
+		}
+	}
+	if got := times["classifier.1"]; got != [2]float64{oldSum, curSum} {
+		t.Errorf("classifier.1 by its kernels: %v, want %v", got, [2]float64{oldSum, curSum})
 	}
 }
 
@@ -135,8 +175,8 @@ func TestVariants(t *testing.T) {
 	defer dev.Close()
 	rt := layers.NewRuntime(dev)
 	defer rt.Close()
-	b := &bencher{ctx: context.Background(), cfg: Config{Count: 1, Variants: true, Filter: "features.10 forward,classifier.6 backward-data,sgd"}, rt: rt, dev: dev}
-	b.cfg.Model, b.cfg.ImageSize, b.cfg.Batch, b.cfg.Resize = model(t), 64, 1, 73
+	b := &bencher{ctx: context.Background(), cfg: Config{Count: 1, Variants: true, Filter: "features.10 forward,classifier.6 forward,sgd"}, rt: rt, dev: dev}
+	b.cfg.Model, b.cfg.ImageSize, b.cfg.Batch, b.cfg.Resize = model(t), 64, 2, 73 // batch 2: classifier.6's forward a GEMM
 	// As a tuner would: features.10 by F(2x2,3x3) in every pass.
 	b.cfg.Tune = func(layers.NetworkConfig) (Choices, error) {
 		return Choices{Conv: map[string][3]layers.ConvAlgo{"features.10": {layers.ConvWinograd, layers.ConvWinograd, layers.ConvWinograd}}}, nil
@@ -145,7 +185,7 @@ func TestVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	net, err := b.newNetwork(1, true, sd)
+	net, err := b.newNetwork(b.cfg.Batch, true, sd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +206,7 @@ func TestVariants(t *testing.T) {
 	if rt.Variant == layers.GEMMTiled {
 		other = layers.GEMMTexel
 	}
-	for _, name := range []string{"features.10 forward", "classifier.6 backward-data", "sgd update"} {
+	for _, name := range []string{"features.10 forward", "classifier.6 forward", "sgd update"} {
 		k, ok := got[name]
 		if !ok || !k.Chosen || k.Variant != rt.Variant.String() {
 			t.Errorf("%s: %+v", name, k)

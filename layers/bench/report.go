@@ -106,65 +106,66 @@ func verdict(x float64) string {
 }
 
 // Compare prints, for each kernel of cur that old also has (matched by name),
-// old and new medians and the speedup old/new (above 1: cur is faster), then the
-// same by layer (sums of the kernels both have), for the whole step and for
-// inference.
+// old and new medians and the speedup old/new (above 1: cur is faster), and
+// the kernels only one run has (a fused or split pass); then the same by layer:
+// the step's GPU time inside the recorded step where both reports attribute
+// it, otherwise each run's sum of its own chosen kernels of the layer (so a
+// pass fused away counts in the old run's time and not the new one's); then
+// the whole step and inference.
 func Compare(w io.Writer, old, cur *Report) error {
 	fmt.Fprintf(w, "comparing %s on %s (old) with %s on %s (new); speedup = old time / new time\n\n",
 		old.Tool, old.Device.Name, cur.Tool, cur.Device.Name)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "kernel\told ms\tnew ms\tspeedup\t\t")
-	byName := map[string]Kernel{}
+	oldNames, curNames := map[string]Kernel{}, map[string]bool{}
 	for _, k := range old.Kernels {
-		byName[k.Name] = k
+		oldNames[k.Name] = k
 	}
-	type pair struct{ old, cur float64 }
-	layers := map[string]*pair{}
-	var order []string
+	for _, k := range cur.Kernels {
+		curNames[k.Name] = true
+	}
 	matched := 0
 	for _, k := range cur.Kernels {
-		o, ok := byName[k.Name]
+		o, ok := oldNames[k.Name]
 		if !ok {
 			continue
 		}
 		matched++
 		x := ratio(o.MedianMS, k.MedianMS)
 		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.2fx\t%s\t\n", k.Name, o.MedianMS, k.MedianMS, x, verdict(x))
-		if !k.Chosen {
-			continue
-		}
-		p := layers[k.Layer]
-		if p == nil {
-			p = &pair{}
-			layers[k.Layer] = p
-			order = append(order, k.Layer)
-		}
-		p.old += o.MedianMS
-		p.cur += k.MedianMS
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	var missing []string
-	for _, k := range cur.Kernels {
-		if _, ok := byName[k.Name]; !ok {
-			missing = append(missing, k.Name)
+	var onlyOld, onlyNew []string
+	for _, k := range old.Kernels {
+		if !curNames[k.Name] {
+			onlyOld = append(onlyOld, k.Name)
 		}
 	}
-	if len(missing) > 0 {
-		fmt.Fprintf(w, "only in the new run: %s\n", strings.Join(missing, ", "))
+	for _, k := range cur.Kernels {
+		if _, ok := oldNames[k.Name]; !ok {
+			onlyNew = append(onlyNew, k.Name)
+		}
+	}
+	if len(onlyOld) > 0 {
+		fmt.Fprintf(w, "only in the old run: %s\n", strings.Join(onlyOld, ", "))
+	}
+	if len(onlyNew) > 0 {
+		fmt.Fprintf(w, "only in the new run: %s\n", strings.Join(onlyNew, ", "))
 	}
 	if matched == 0 {
 		fmt.Fprintln(w, "no kernel names in common")
 	}
+	title, order, times := layerTimes(old, cur)
 	if len(order) > 0 {
-		fmt.Fprintln(w, "\nby layer (sum of the kernels both runs have):")
+		fmt.Fprintf(w, "\nby layer (%s):\n", title)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "layer\told ms\tnew ms\tspeedup\t\t")
 		for _, l := range order {
-			p := layers[l]
-			x := ratio(p.old, p.cur)
-			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.2fx\t%s\t\n", l, p.old, p.cur, x, verdict(x))
+			p := times[l]
+			x := ratio(p[0], p[1])
+			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.2fx\t%s\t\n", l, p[0], p[1], x, verdict(x))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -188,6 +189,48 @@ func Compare(w io.Writer, old, cur *Report) error {
 		fmt.Fprintf(tw, "note: the runs differ in batch or image size (%d/%d, %d/%d)\t\t\t\t\t\n", old.Step.Batch, cur.Step.Batch, old.Config.ImageSize, cur.Config.ImageSize)
 	}
 	return tw.Flush()
+}
+
+// layerTimes is each layer's old and new time, in cur's order, for the layers
+// both runs have: the step's attribution to layers where both reports have
+// one, otherwise each run's sum of its chosen kernels of the layer. title
+// says which.
+func layerTimes(old, cur *Report) (title string, order []string, times map[string][2]float64) {
+	sums := func(r *Report) (map[string]float64, []string) {
+		t, seen := map[string]float64{}, []string{}
+		add := func(layer string, ms float64) {
+			if _, ok := t[layer]; !ok {
+				seen = append(seen, layer)
+			}
+			t[layer] += ms
+		}
+		if len(old.Step.Layers) > 0 && len(cur.Step.Layers) > 0 {
+			for _, l := range r.Step.Layers {
+				add(l.Layer, l.TotalMS)
+			}
+		} else {
+			for _, k := range r.Kernels {
+				if k.Chosen {
+					add(k.Layer, k.MedianMS)
+				}
+			}
+		}
+		return t, seen
+	}
+	title = "each run's chosen kernels of the layer"
+	if len(old.Step.Layers) > 0 && len(cur.Step.Layers) > 0 {
+		title = "GPU time inside the recorded step"
+	}
+	o, _ := sums(old)
+	c, seen := sums(cur)
+	times = map[string][2]float64{}
+	for _, l := range seen {
+		if ov, ok := o[l]; ok {
+			order = append(order, l)
+			times[l] = [2]float64{ov, c[l]}
+		}
+	}
+	return title, order, times
 }
 
 // Series returns the report's kernels as a chart series of median

@@ -504,9 +504,9 @@ func trialOf(p layers.StepPart, first layers.GEMMVariant) (t trial, ok bool) {
 // fromCache answers Choose from the cache alone, without laying a probe
 // network out, where the cache holds every pass Choose would decide: each
 // convolution's and linear layer's forward and, when training, its
-// backward-weights (but a linear weight fused with its SGD step) and
-// backward-data (but for the first layer with parameters, whose input needs no
-// gradient), in the order Choose decides them (the forwards, then the
+// backward-weights and backward-data (but for the first layer with
+// parameters, whose input needs no gradient, and a linear weight fused with its
+// SGD step, whose one kernel computes both), in the order Choose decides them (the forwards, then the
 // backward passes from the last layer). Otherwise (a pass missing or
 // unusable, or a network laid out otherwise, e.g. with frozen layers) ok is
 // false and Choose lays the probe out, timing only what the cache lacks.
@@ -543,10 +543,10 @@ func fromCache(rt *layers.Runtime, model *nn.Model, cfg layers.NetworkConfig, ca
 			if !layers.LinearGEMVForward(lin, cfg.Batch) {
 				passes = append(passes, passKey{layers.PassForward, LinearKey(lin, cfg.Batch, layers.PassForward)})
 			}
-			if cfg.Train {
-				if cfg.Adam != nil || cfg.UnfusedSGD || !rt.LinearFusesUpdate(lin, cfg.Batch) {
-					passes = append(passes, passKey{layers.PassBackwardWeights, LinearKey(lin, cfg.Batch, layers.PassBackwardWeights)})
-				}
+			// A weight fused with its SGD step has one backward kernel, its
+			// input gradient included (layers.Runtime.LinearBackwardUpdate).
+			if cfg.Train && (cfg.Adam != nil || cfg.UnfusedSGD || !rt.LinearFusesUpdate(lin, cfg.Batch)) {
+				passes = append(passes, passKey{layers.PassBackwardWeights, LinearKey(lin, cfg.Batch, layers.PassBackwardWeights)})
 				if upstreamParams {
 					passes = append(passes, passKey{layers.PassBackwardData, LinearKey(lin, cfg.Batch, layers.PassBackwardData)})
 				}
