@@ -43,8 +43,12 @@ func TestGEMM(t *testing.T) {
 						}
 						layouts = append(layouts, [2]int{(4 - lenA%4) % 4, 4})
 					}
-					if tb == 1 && k <= gemmAliasLD { // B's rows gemmAliasLD apart: the preloading build where it unrolls K
+					// B's rows gemmAliasLD apart: the preloading build where it
+					// unrolls K (gemm_texel_sh's also for B not transposed).
+					if tb == 1 && k <= gemmAliasLD {
 						layouts = append(layouts, [2]int{gemmAliasLD - k, 4})
+					} else if tb == 0 && m >= gemmSharedMinM && k > 2*gemmUnrollMinK {
+						layouts = append(layouts, [2]int{gemmAliasLD - n, 4})
 					}
 					for _, l := range layouts {
 						pad, off := l[0], l[1]

@@ -52,8 +52,8 @@ vec4 rowA(uint m, uint k) {
 
 vec4 acc[ROWS];
 
-// PRE_B: B transposed (read along its depth), its rows a multiple of 1024 floats
-// apart (layers/gemm.go sets it: fc6's 9216-wide weights in the forward pass):
+// PRE_B: B's rows a multiple of 1024 floats apart (layers/gemm.go sets it).
+// Transposed (read along its depth: fc6's 9216-wide weights in the forward pass),
 // a step fetching 4 depths of each of the tile's 32 rows of B touches 32
 // lines that share one cache set (4 KiB aliasing) and evict each other
 // before the next step reads them again, so preloadB fetches a whole
@@ -62,13 +62,24 @@ vec4 acc[ROWS];
 // 1.6-1.8x. The same for A read along its depth (16 rows of A, as fc6's input
 // gradient) measured 0.65-0.95x, and preloading B whose rows do not alias
 // (convolutions' weight gradients) 0.5-1.0x: neither is done.
+// B not transposed (read along its columns) with such rows aliases the same
+// way: a step's 4 depths are 4 rows of B one set apart, an iteration's 16
+// rows share a set. preloadB then fetches the iteration's 16 rows (4 columns
+// each) before the steps use them. Measured on lavapipe (Intel Xeon host,
+// fc6's input gradient at batch 64: M = 64, N = 9216, K = 4096, B the weight,
+// three interleaved rounds): 128-140 ms against 149-161 ms (1.07-1.25x);
+// fc7's (N = 4096, K = 1024) within the host's noise.
 layout(constant_id = 12) const bool ALIASED_B = false;
-const bool PRE_B = ALIASED_B && VEC_B && TRANS_B && KSTEPS == 4;
-vec4 bq[16]; // bq[4*j + u]: B(k+4u..k+4u+3, n0+j)
+const bool PRE_B = ALIASED_B && VEC_B && KSTEPS == 4;
+vec4 bq[16]; // TRANS_B: bq[4*j + u] = B(k+4u..k+4u+3, n0+j); else bq[4*u + kk] = B(k+4u+kk, n0..n0+3)
 void preloadB(uint n0, uint k) {
-    [[unroll]] for (uint j = 0; j < 4; j++) {
-        uint e = offB + min(n0 + j, p.N - 1) * p.ldb + k;
-        [[unroll]] for (uint u = 0; u < 4; u++) bq[4 * j + u] = fetchB4(e + 4 * u);
+    if (TRANS_B) {
+        [[unroll]] for (uint j = 0; j < 4; j++) {
+            uint e = offB + min(n0 + j, p.N - 1) * p.ldb + k;
+            [[unroll]] for (uint u = 0; u < 4; u++) bq[4 * j + u] = fetchB4(e + 4 * u);
+        }
+    } else {
+        [[unroll]] for (uint q = 0; q < 16; q++) bq[q] = fetchB4(offB + min(k + q, p.K - 1) * p.ldb + n0);
     }
 }
 
@@ -105,7 +116,7 @@ void step(uint m0, uint n0, uint k, vec4 kmask, uint u) {
             [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk][j] = t[kk];
         }
     } else if (VEC_B) {
-        [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk] = fetchB4(offB + min(k + kk, p.K - 1) * p.ldb + n0);
+        [[unroll]] for (uint kk = 0; kk < 4; kk++) b[kk] = PRE_B && u < 4 ? bq[4 * u + kk] : fetchB4(offB + min(k + kk, p.K - 1) * p.ldb + n0);
     } else {
         [[unroll]] for (uint kk = 0; kk < 4; kk++) {
             uint kc = min(k + kk, p.K - 1);
