@@ -107,7 +107,10 @@ vec4 paramAt(uint m, uint n) {
 // ms with 8 (whose 75 MB of partial sums then took 17.6 ms to add); with the
 // barrier every 8 rows 73.5 ms at 128 rows (the partial sums 0.5 ms), within
 // the noise of the update alone (gemm_smallk_sgd, 64-73 ms in the same runs);
-// every 4 or 16 rows 77 and 84 ms.
+// every 4 or 16 rows 77 and 84 ms. Workgroups of 128 or 512 invocations
+// (2 or 8 KiB of a row per step) measured the same for fc6 and slower for fc7
+// (9.0-9.7 ms at 256, 15.0-15.5 at 128, 9.8-10.5 at 512); staging the slab's
+// A in shared memory instead of texel fetches measured 1.3-1.6x slower.
 layout(local_size_x = 256) in;
 layout(constant_id = 13) const uint KD = 4;
 layout(constant_id = 14) const uint SLAB = 128;
