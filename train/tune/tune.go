@@ -505,9 +505,9 @@ func trialOf(p layers.StepPart, first layers.GEMMVariant) (t trial, ok bool) {
 // network out, where the cache holds every pass Choose would decide: each
 // convolution's and linear layer's forward and, when training, its
 // backward-weights and backward-data (but for the first layer with
-// parameters, whose input needs no gradient, and a linear weight fused with its
-// SGD step, whose one kernel computes both), in the order Choose decides them (the forwards, then the
-// backward passes from the last layer). Otherwise (a pass missing or
+// parameters, whose input needs no gradient, and a linear weight fused with
+// its SGD step, whose one kernel computes both), in the order Choose decides
+// them (the forwards, then the backward passes from the last layer). Otherwise (a pass missing or
 // unusable, or a network laid out otherwise, e.g. with frozen layers) ok is
 // false and Choose lays the probe out, timing only what the cache lacks.
 func fromCache(rt *layers.Runtime, model *nn.Model, cfg layers.NetworkConfig, cache *Cache) (res *Result, ok bool) {
