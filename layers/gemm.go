@@ -236,6 +236,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 		}
 		bias = r.dummy
 	}
+	inputGrad := o.Update != nil && o.Update.InputGrad.T != nil // gemm_smallk_sgd_dx
 	alpha := o.Alpha
 	if alpha == 0 {
 		alpha = 1
@@ -275,7 +276,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 		if o.Update != nil {
 			module = "gemm_smallk_sgd"
 			spec = map[uint32]uint32{specTransA: boolU32(a.Trans), specHasBuf: boolU32(o.Update.Momentum != nil)}
-			if o.Update.InputGrad.T != nil {
+			if inputGrad {
 				module, rowsPerGroup, colsPerGroup = "gemm_smallk_sgd_dx", gemmUpdateSlabRows, gemmUpdateGroupCols
 				spec[specInputGradK], spec[specSlabRows] = uint32(k), gemmUpdateSlabRows
 			}
@@ -334,7 +335,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 		if o.BiasPerRow {
 			biasOff += ch.row
 		}
-		if module == "gemm_smallk_sgd_dx" {
+		if inputGrad {
 			biasOff = slab
 			slab += ceilDiv(ch.rows, rowsPerGroup)
 		}
@@ -350,7 +351,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 				mom = u.Buffer().Slice(ch.start, ch.rng.Size)
 			}
 			args = []vk.Range{ra, rb, ch.rng, extra[0], mom, ch.rng, mom} // bindings 0-2, 4-7: no bias
-			if o.Update.InputGrad.T != nil {
+			if inputGrad {
 				args = append(args, o.Update.Scratch.Range()) // binding 8: the slabs' partial sums
 			}
 		}
@@ -358,7 +359,7 @@ func (r *Runtime) GEMM(s *vk.Stream, m, n, k int, a, b, c Mat, o GEMMOptions) er
 			return err
 		}
 	}
-	if o.Update != nil && o.Update.InputGrad.T != nil {
+	if inputGrad {
 		if err := r.SlabSum(s, o.Update.Scratch, slab, k, n, o.Update.InputGrad); err != nil {
 			return fmt.Errorf("gemm: the update of %q: %w", c.T.Name, err)
 		}

@@ -127,12 +127,12 @@ type Network struct {
 	input   *Tensor // preprocessed batch, CNHW
 	logits  *Tensor
 	dlogits *Tensor
-	scratch *Tensor
+	scratch *Tensor   // the passes' scratch: convolutions' columns or transforms, fused linear updates' partial sums
 	owned   []*Tensor // activations and gradients to free
 	classes int
 
 	// Laying out (build): which parameters train, which activations need a
-	// gradient, the largest convolution scratch, the dropout layers so far.
+	// gradient, the largest scratch a pass needs, the dropout layers so far.
 	trainable  map[string]bool
 	needsGrad  map[*Tensor]bool
 	scratchLen int
@@ -288,7 +288,7 @@ func (n *Network) build() error {
 		return err
 	}
 	if n.scratchLen > 0 {
-		if n.scratch, err = n.alloc("conv.scratch", n.scratchLen); err != nil {
+		if n.scratch, err = n.alloc("scratch", n.scratchLen); err != nil {
 			return err
 		}
 	}

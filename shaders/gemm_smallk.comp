@@ -18,6 +18,11 @@ layout(binding = 0) uniform samplerBuffer A;
 layout(binding = 1) uniform samplerBuffer B;
 #include "gemm_common.glsl"
 
+// aAt is A(m, k), read as R32F either way round.
+float aAt(uint m, uint k) {
+    return texelFetch(A, int(offA + (TRANS_A ? k * p.lda + m : m * p.lda + k))).x;
+}
+
 #ifdef SGD_UPDATE
 // gemm_smallk_sgd: C is not stored: it is a parameter's gradient, and the
 // parameter (bound where C would be) takes torch.optim.SGD's step with it at
@@ -135,7 +140,7 @@ void main() {
                 vec4 x = paramAt(m, n);
                 vec4 acc = vec4(0);
                 [[unroll]] for (uint k = 0; k < KD; k++) {
-                    float a = texelFetch(A, int(offA + (TRANS_A ? k * p.lda + m : m * p.lda + k))).x;
+                    float a = aAt(m, k);
                     acc += a * b[k];
                     d[k] += a * x;
                 }
@@ -171,7 +176,7 @@ void main() {
         vec4 b = texelFetch(B, min(int((offB + k * p.ldb + n) >> 2), textureSize(B) - 1));
         [[unroll]] for (uint i = 0; i < ROWS; i++) {
             uint m = min(m0 + i, p.M - 1);
-            acc[i] += texelFetch(A, int(offA + (TRANS_A ? k * p.lda + m : m * p.lda + k))).x * b;
+            acc[i] += aAt(m, k) * b;
         }
     }
 #ifdef SGD_UPDATE

@@ -196,6 +196,7 @@ func Compare(w io.Writer, old, cur *Report) error {
 // one, otherwise each run's sum of its chosen kernels of the layer. title
 // says which.
 func layerTimes(old, cur *Report) (title string, order []string, times map[string][2]float64) {
+	byStep := len(old.Step.Layers) > 0 && len(cur.Step.Layers) > 0
 	sums := func(r *Report) (map[string]float64, []string) {
 		t, seen := map[string]float64{}, []string{}
 		add := func(layer string, ms float64) {
@@ -204,7 +205,7 @@ func layerTimes(old, cur *Report) (title string, order []string, times map[strin
 			}
 			t[layer] += ms
 		}
-		if len(old.Step.Layers) > 0 && len(cur.Step.Layers) > 0 {
+		if byStep {
 			for _, l := range r.Step.Layers {
 				add(l.Layer, l.TotalMS)
 			}
@@ -218,7 +219,7 @@ func layerTimes(old, cur *Report) (title string, order []string, times map[strin
 		return t, seen
 	}
 	title = "each run's chosen kernels of the layer"
-	if len(old.Step.Layers) > 0 && len(cur.Step.Layers) > 0 {
+	if byStep {
 		title = "GPU time inside the recorded step"
 	}
 	o, _ := sums(old)
